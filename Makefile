@@ -1,0 +1,39 @@
+# The README's two commands are `make demo` and `make test`; both do their own set-up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## The main job on the embedded default: the bundled research scenario, every variant.
+demo: $(STAMP)
+	$(BIN)/parabench run research_assistant --runs 10 --time-scale 0.1
+
+## Every test, after lint and type checks.
+test: $(STAMP)
+	$(BIN)/ruff check harness tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check harness tests bench
+	$(BIN)/ruff format --check harness tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## Benchmarks (not part of the test run); figures go to docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/python bench/executor_efficiency.py --write-docs
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

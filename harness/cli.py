@@ -1,0 +1,159 @@
+"""The ``parabench`` command line."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import ParabenchError
+
+app = typer.Typer(
+    name="parabench",
+    help="Measure where an AI agent's time goes, what running its steps in parallel saves, "
+    "and what each parallel branch costs per millisecond saved.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: ParabenchError) -> None:
+    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _default_out(prefix: str) -> Path:
+    return Path("reports") / f"{prefix}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+@app.command()
+def validate(
+    scenarios: Annotated[list[str], typer.Argument(help="Scenario files or bundled names.")],
+) -> None:
+    """Check scenario files; print each variant's theoretical makespan and cost."""
+    from harness.scenario import load_scenario
+
+    try:
+        for name in scenarios:
+            scenario = load_scenario(name)
+            table = Table(title=f"{scenario.name} ({scenario.source})")
+            for col in ("variant", "mode", "cap", "steps", "theory makespan s", "cost/run USD"):
+                table.add_column(col, justify="right" if col != "variant" else "left")
+            for variant in scenario.variants:
+                plan = scenario.plan(variant)
+                cost = sum(plan.expected_cost_usd(s) for s in plan.steps)
+                table.add_row(
+                    variant, plan.mode, str(plan.max_concurrency or "∞"), str(len(plan.steps)),
+                    f"{plan.theoretical_makespan_s():.2f}", f"{cost:.4f}",
+                )
+            console.print(table)
+    except ParabenchError as exc:
+        _fail(exc)
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="A scenario file, or a bundled name.")],
+    variant: Annotated[
+        list[str] | None,
+        typer.Option("--variant", "-v", help="Variant to run (repeatable; default: all)."),
+    ] = None,
+    runs: Annotated[int, typer.Option("--runs", "-n", min=1, help="Runs per variant.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    time_scale: Annotated[
+        float,
+        typer.Option("--time-scale", min=1e-4, max=100.0,
+                     help="Multiply every simulated wait (0.01: a 25 s run takes 0.25 s)."),
+    ] = 1.0,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Runs in flight at once.")
+    ] = 1,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output directory (default: reports/run-<time>)."),
+    ] = None,
+) -> None:
+    """Run a scenario in process; write DIR/spans.jsonl and DIR/summary.json."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from harness.runner import run_batch
+    from harness.scenario import load_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+        chosen = list(variant or loaded.variants)
+        for v in chosen:
+            if v not in loaded.variants:
+                raise ParabenchError(
+                    f"scenario '{loaded.name}' has no variant '{v}'",
+                    where="--variant",
+                    fix=f"use one of: {', '.join(loaded.variants)}",
+                )
+    except ParabenchError as exc:
+        _fail(exc)
+    out_dir = out or _default_out("run")
+    total = runs * len(chosen)
+    progress = Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err_console, transient=False,
+    )
+    with progress:
+        task = progress.add_task(f"{loaded.name}: {', '.join(chosen)}", total=total)
+        batch = run_batch(
+            loaded, variants=chosen, runs=runs, out_dir=out_dir, seed=seed,
+            time_scale=time_scale, concurrency=concurrency,
+            on_done=lambda _r: progress.advance(task),
+        )
+    _print_summary(batch.summary)
+    console.print(f"spans:   {batch.spans_path}\nsummary: {batch.summary_path}")
+    if batch.interrupted:
+        err_console.print("[yellow]interrupted:[/] the summary covers the runs that finished")
+        raise typer.Exit(130)
+
+
+def _fmt_ms(value: float | None, scale: float) -> str:
+    if value is None:
+        return "–"
+    return f"{value / scale / 1000:.2f}"
+
+
+def _print_summary(summary: dict) -> None:
+    table = Table(title="per variant (seconds at real speed; measured ÷ time scale)")
+    for col in ("variant", "runs", "ok", "e2e p50", "e2e p95", "TTFC p50", "speed idx p50",
+                "USD/run", "efficiency"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for v in summary["variants"]:
+        scale = v["time_scale"]
+        eff = v["executor_efficiency"]["p50"]
+        cost = v["cost_usd_per_run"]["mean"]
+        table.add_row(
+            v["variant"], str(v["runs"]), str(v["completed_runs"]),
+            _fmt_ms(v["e2e_ms"]["p50"], scale), _fmt_ms(v["e2e_ms"]["p95"], scale),
+            _fmt_ms(v["ttfc_ms"]["p50"], scale), _fmt_ms(v["speed_index_ms"]["p50"], scale),
+            f"{cost:.4f}" if cost is not None else "–",
+            f"{eff:.3f}" if eff is not None else "–",
+        )
+    console.print(table)
+    if summary.get("data_quality"):
+        console.print(f"[yellow]data quality findings:[/] {summary['data_quality']}")
+
+
+def main() -> None:
+    """Entry point of the ``parabench`` console script."""
+    try:
+        app()
+    except ParabenchError as exc:  # a last net: bad input never ends in a traceback
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

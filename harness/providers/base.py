@@ -1,0 +1,81 @@
+"""The seams between the executor and whatever does the work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["LlmCall", "LlmProvider", "LlmResponse", "ToolCall", "ToolResult", "ToolRunner"]
+
+
+@dataclass(frozen=True, slots=True)
+class LlmCall:
+    """One attempt of an LLM step.
+
+    ``input_tokens`` / ``output_tokens`` are what the scenario asks for; a real
+    endpoint answers with its own usage, which is what gets recorded.
+    ``seed``, ``run_index`` and ``attempt`` seed simulated randomness.
+    """
+
+    step_id: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    seed: int
+    run_index: int
+    attempt: int
+    time_scale: float = 1.0
+    fail_rate: float = 0.0
+    timeout_s: float | None = None
+    latency_profile: object | None = None  # a LatencyProfile for simulated providers
+
+
+@dataclass(frozen=True, slots=True)
+class LlmResponse:
+    """What one successful attempt returned; times in real seconds."""
+
+    response_model: str
+    input_tokens: int
+    output_tokens: int
+    ttft_s: float | None
+    finish_reason: str = "stop"
+    content: str | None = None
+
+
+class LlmProvider(Protocol):
+    """Anything that can answer an ``LlmCall``: simulated or over HTTP."""
+
+    #: ``gen_ai.provider.name`` of its spans and metrics.
+    name: str
+
+    async def chat(self, call: LlmCall) -> LlmResponse:
+        """Do one attempt; raise ``ProviderError`` when it fails."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One attempt of a tool step; ``latency_s`` is the scenario's drawn latency."""
+
+    step_id: str
+    tool: str
+    latency_s: float
+    fail: bool
+    time_scale: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A tool's answer (simulated tools return nothing but time)."""
+
+    output: str | None = None
+
+
+class ToolRunner(Protocol):
+    async def run(self, call: ToolCall) -> ToolResult:
+        """Run one attempt; raise ``ProviderError`` when it fails."""
+        ...
