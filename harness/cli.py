@@ -51,8 +51,12 @@ def validate(
                 plan = scenario.plan(variant)
                 cost = sum(plan.expected_cost_usd(s) for s in plan.steps)
                 table.add_row(
-                    variant, plan.mode, str(plan.max_concurrency or "∞"), str(len(plan.steps)),
-                    f"{plan.theoretical_makespan_s():.2f}", f"{cost:.4f}",
+                    variant,
+                    plan.mode,
+                    str(plan.max_concurrency or "∞"),
+                    str(len(plan.steps)),
+                    f"{plan.theoretical_makespan_s():.2f}",
+                    f"{cost:.4f}",
                 )
             console.print(table)
     except ParabenchError as exc:
@@ -70,8 +74,12 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
     time_scale: Annotated[
         float,
-        typer.Option("--time-scale", min=1e-4, max=100.0,
-                     help="Multiply every simulated wait (0.01: a 25 s run takes 0.25 s)."),
+        typer.Option(
+            "--time-scale",
+            min=1e-4,
+            max=100.0,
+            help="Multiply every simulated wait (0.01: a 25 s run takes 0.25 s).",
+        ),
     ] = 1.0,
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, help="Runs in flight at once.")
@@ -102,14 +110,23 @@ def run(
     out_dir = out or _default_out("run")
     total = runs * len(chosen)
     progress = Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err_console, transient=False,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
     )
     with progress:
         task = progress.add_task(f"{loaded.name}: {', '.join(chosen)}", total=total)
         batch = run_batch(
-            loaded, variants=chosen, runs=runs, out_dir=out_dir, seed=seed,
-            time_scale=time_scale, concurrency=concurrency,
+            loaded,
+            variants=chosen,
+            runs=runs,
+            out_dir=out_dir,
+            seed=seed,
+            time_scale=time_scale,
+            concurrency=concurrency,
             on_done=lambda _r: progress.advance(task),
         )
     _print_summary(batch.summary)
@@ -127,17 +144,30 @@ def _fmt_ms(value: float | None, scale: float) -> str:
 
 def _print_summary(summary: dict) -> None:
     table = Table(title="per variant (seconds at real speed; measured ÷ time scale)")
-    for col in ("variant", "runs", "ok", "e2e p50", "e2e p95", "TTFC p50", "speed idx p50",
-                "USD/run", "efficiency"):
+    for col in (
+        "variant",
+        "runs",
+        "ok",
+        "e2e p50",
+        "e2e p95",
+        "TTFC p50",
+        "speed idx p50",
+        "USD/run",
+        "efficiency",
+    ):
         table.add_column(col, justify="left" if col == "variant" else "right")
     for v in summary["variants"]:
         scale = v["time_scale"]
         eff = v["executor_efficiency"]["p50"]
         cost = v["cost_usd_per_run"]["mean"]
         table.add_row(
-            v["variant"], str(v["runs"]), str(v["completed_runs"]),
-            _fmt_ms(v["e2e_ms"]["p50"], scale), _fmt_ms(v["e2e_ms"]["p95"], scale),
-            _fmt_ms(v["ttfc_ms"]["p50"], scale), _fmt_ms(v["speed_index_ms"]["p50"], scale),
+            v["variant"],
+            str(v["runs"]),
+            str(v["completed_runs"]),
+            _fmt_ms(v["e2e_ms"]["p50"], scale),
+            _fmt_ms(v["e2e_ms"]["p95"], scale),
+            _fmt_ms(v["ttfc_ms"]["p50"], scale),
+            _fmt_ms(v["speed_index_ms"]["p50"], scale),
             f"{cost:.4f}" if cost is not None else "–",
             f"{eff:.3f}" if eff is not None else "–",
         )

@@ -88,7 +88,7 @@ def find_cycle(deps: Deps) -> list[str] | None:
                 stack.append((sid, i + 1))
                 nxt = parents[i]
                 if state.get(nxt) == 1:
-                    return path[path.index(nxt):]
+                    return path[path.index(nxt) :]
                 if not state.get(nxt):
                     stack.append((nxt, 0))
             else:

@@ -252,9 +252,14 @@ class Executor:
         def card_done(sid: str) -> None:
             card = Card(run_id, sid, len(cards), monotonic_s() - t0)
             cards.append(card)
-            _safe_event(run_span, "parabench.card", {
-                "parabench.step.id": sid, "parabench.card.index": card.index,
-            })
+            _safe_event(
+                run_span,
+                "parabench.card",
+                {
+                    "parabench.step.id": sid,
+                    "parabench.card.index": card.index,
+                },
+            )
             emit(card)
 
         cancelled = False
@@ -269,12 +274,15 @@ class Executor:
         total_cost = sum(c for c in priced if c is not None)
         # Failed attempts may have cost too; they are priced on their own spans.
         ttfc = cards[0].at_s if cards else None
-        _safe_attrs(run_span, {
-            "parabench.cost_usd": total_cost,
-            "parabench.cost.unpriced": unpriced,
-            "parabench.outcome": outcome,
-            "parabench.cards": len(cards),
-        })
+        _safe_attrs(
+            run_span,
+            {
+                "parabench.cost_usd": total_cost,
+                "parabench.cost.unpriced": unpriced,
+                "parabench.outcome": outcome,
+                "parabench.cards": len(cards),
+            },
+        )
         if outcome != "completed":
             _safe_status(run_span, Status(StatusCode.ERROR, outcome))
             if outcome != "cancelled":
@@ -285,8 +293,17 @@ class Executor:
             if outcome == "completed":
                 self._record_branches(plan, results)
         result = RunResult(
-            run_id, trace_id, scenario.name, plan.variant, outcome, end_s, ttfc,
-            total_cost, unpriced, results, cards,
+            run_id,
+            trace_id,
+            scenario.name,
+            plan.variant,
+            outcome,
+            end_s,
+            ttfc,
+            total_cost,
+            unpriced,
+            results,
+            cards,
         )
         emit(result)
         if cancelled:
@@ -338,8 +355,9 @@ class Executor:
                     continue
                 results[sid].ready_s = monotonic_s() - t0
                 spans[sid] = self._start_step_span(plan, sid, run_ctx)
-                await self._run_step(plan, sid, seed, run_index, t0, spans[sid], results[sid],
-                                     trace_id)
+                await self._run_step(
+                    plan, sid, seed, run_index, t0, spans[sid], results[sid], trace_id
+                )
                 if results[sid].status == "ok":
                     if plan.steps[sid].card:
                         card_done(sid)
@@ -357,8 +375,9 @@ class Executor:
                 while ready and len(running) < cap:
                     _, _, sid = heapq.heappop(ready)
                     task = asyncio.create_task(
-                        self._run_step(plan, sid, seed, run_index, t0, spans[sid],
-                                       results[sid], trace_id)
+                        self._run_step(
+                            plan, sid, seed, run_index, t0, spans[sid], results[sid], trace_id
+                        )
                     )
                     running[task] = sid
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -402,13 +421,16 @@ class Executor:
 
     def _skipped_span(self, plan: Plan, sid: str, run_ctx: Context, because: str) -> None:
         span = self._start_step_span(plan, sid, run_ctx)
-        _safe_attrs(span, {
-            "parabench.step.status": "skipped",
-            "parabench.step.attempts": 0,
-            "parabench.step.queue_ms": 0.0,
-            "parabench.step.skipped_because": because,
-            "error.type": "dependency_failed",
-        })
+        _safe_attrs(
+            span,
+            {
+                "parabench.step.status": "skipped",
+                "parabench.step.attempts": 0,
+                "parabench.step.queue_ms": 0.0,
+                "parabench.step.skipped_because": because,
+                "error.type": "dependency_failed",
+            },
+        )
         _safe_status(span, Status(StatusCode.ERROR, f"dependency '{because}' failed"))
         span.end(end_time=now_ns())
 
@@ -431,8 +453,8 @@ class Executor:
         input_tokens = output_tokens = 0
         if step.kind == "llm":
             assert step.input_tokens is not None and step.output_tokens is not None
-            input_tokens = max(int(round(step.input_tokens.sample(draw))), 1)
-            output_tokens = max(int(round(step.output_tokens.sample(draw))), 1)
+            input_tokens = max(round(step.input_tokens.sample(draw)), 1)
+            output_tokens = max(round(step.output_tokens.sample(draw)), 1)
         backoff_rng = random.Random(hash((seed, run_index, sid)))
         status = "failed"
         error_type: str | None = None
@@ -444,8 +466,16 @@ class Executor:
                     if step.kind == "llm":
                         assert model is not None
                         used_in, used_out, cost = await self._llm_attempt(
-                            plan, step, model, input_tokens, output_tokens, seed, run_index,
-                            attempt, step_ctx, trace_id,
+                            plan,
+                            step,
+                            model,
+                            input_tokens,
+                            output_tokens,
+                            seed,
+                            run_index,
+                            attempt,
+                            step_ctx,
+                            trace_id,
                         )
                         result.input_tokens, result.output_tokens = used_in, used_out
                     else:
@@ -495,9 +525,15 @@ class Executor:
         span.end(end_time=now_ns())
         if self.metrics is not None and result.ready_s is not None and result.end_s is not None:
             self.metrics.step_finished(
-                self.scenario.name, plan.variant, step.id, step.kind,
-                result.end_s - result.ready_s, result.queue_s, result.cost_usd,
-                self.metrics.cost_model_label(plan, step.id), trace_id,
+                self.scenario.name,
+                plan.variant,
+                step.id,
+                step.kind,
+                result.end_s - result.ready_s,
+                result.queue_s,
+                result.cost_usd,
+                self.metrics.cost_model_label(plan, step.id),
+                trace_id,
             )
 
     async def _llm_attempt(
@@ -529,9 +565,16 @@ class Executor:
         )
         started = monotonic_s()
         call = LlmCall(
-            step_id=step.id, model=model, input_tokens=input_tokens, output_tokens=output_tokens,
-            seed=seed, run_index=run_index, attempt=attempt, time_scale=self.time_scale,
-            fail_rate=step.fail_rate, timeout_s=step.timeout_s,
+            step_id=step.id,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            seed=seed,
+            run_index=run_index,
+            attempt=attempt,
+            time_scale=self.time_scale,
+            fail_rate=step.fail_rate,
+            timeout_s=step.timeout_s,
             latency_profile=self.scenario.latency_profile(model),
         )
         try:
@@ -563,11 +606,14 @@ class Executor:
             raise err from exc
         cost = cost_usd(
             response.response_model if response.response_model else model,
-            response.input_tokens, response.output_tokens, self.scenario.price_overrides,
+            response.input_tokens,
+            response.output_tokens,
+            self.scenario.price_overrides,
         )
         if cost is None:  # the endpoint named a model we cannot price: try the requested one
-            cost = cost_usd(model, response.input_tokens, response.output_tokens,
-                            self.scenario.price_overrides)
+            cost = cost_usd(
+                model, response.input_tokens, response.output_tokens, self.scenario.price_overrides
+            )
         attrs: dict[str, Any] = {
             "gen_ai.response.model": response.response_model,
             "gen_ai.usage.input_tokens": response.input_tokens,
@@ -585,13 +631,23 @@ class Executor:
         span.end(end_time=now_ns())
         if self.metrics is not None:
             self.metrics.llm_attempt(
-                provider.name, model, monotonic_s() - started, response.input_tokens,
-                response.output_tokens, None, trace_id,
+                provider.name,
+                model,
+                monotonic_s() - started,
+                response.input_tokens,
+                response.output_tokens,
+                None,
+                trace_id,
             )
         return response.input_tokens, response.output_tokens, cost
 
     def _fail_attempt(
-        self, span: Span, provider: str, model: str, started: float, exc: ProviderError,
+        self,
+        span: Span,
+        provider: str,
+        model: str,
+        started: float,
+        exc: ProviderError,
         trace_id: str,
     ) -> None:
         _safe_attrs(span, {"error.type": exc.error_type})

@@ -81,8 +81,9 @@ class LatencyProfile(BaseModel):
         ttft_ms = (self.ttft_ms + self.prefill_ms_per_1k_input * input_tokens / 1000.0) * factor
         itl_ms = self.itl_ms * factor
         decode_ms = itl_ms * max(output_tokens - 1, 0)
-        return LlmTiming(ttft_s=ttft_ms / 1000.0, itl_s=itl_ms / 1000.0,
-                         total_s=(ttft_ms + decode_ms) / 1000.0)
+        return LlmTiming(
+            ttft_s=ttft_ms / 1000.0, itl_s=itl_ms / 1000.0, total_s=(ttft_ms + decode_ms) / 1000.0
+        )
 
     def median_duration_s(self, input_tokens: float, output_tokens: float) -> float:
         """The call's duration with no jitter, tail or load: the scenario's theory."""

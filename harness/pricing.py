@@ -37,7 +37,9 @@ class _GenaiPrice:
 def _genai_cost(model: str, input_tokens: int, output_tokens: int) -> float:
     from genai_prices import Usage, calc_price
 
-    calc = calc_price(Usage(input_tokens=input_tokens, output_tokens=output_tokens), model_ref=model)
+    calc = calc_price(
+        Usage(input_tokens=input_tokens, output_tokens=output_tokens), model_ref=model
+    )
     return float(calc.total_price)
 
 

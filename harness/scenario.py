@@ -102,7 +102,9 @@ class Dist(BaseModel):
         if isinstance(raw, str):
             raise ValueError(f"expected a number, got the text {raw!r}; {_DIST_HELP}")
         if not isinstance(raw, Mapping):
-            raise ValueError(f"expected a number or a mapping, got {type(raw).__name__}; {_DIST_HELP}")
+            raise ValueError(
+                f"expected a number or a mapping, got {type(raw).__name__}; {_DIST_HELP}"
+            )
         if "kind" in raw and "a" in raw:
             return raw
         shapes = {
@@ -318,8 +320,8 @@ class Plan:
         assert step.input_tokens is not None and step.output_tokens is not None
         cost = cost_usd(
             self.model_of(step),
-            int(round(step.input_tokens.median)),
-            int(round(step.output_tokens.median)),
+            round(step.input_tokens.median),
+            round(step.output_tokens.median),
             self.scenario.price_overrides,
         )
         return cost or 0.0
@@ -560,9 +562,7 @@ def bundled_scenarios() -> list[str]:
     """Names of the scenarios shipped in scenarios/."""
     if not BUNDLED_DIR.is_dir():
         return []
-    return sorted(
-        p.stem for p in BUNDLED_DIR.glob("*.yaml") if not p.name.endswith(".budget.yaml")
-    )
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.yaml") if not p.name.endswith(".budget.yaml"))
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
@@ -576,8 +576,9 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
             f"not UTF-8 text (byte {exc.start})", file=source, fix="save the file as UTF-8"
         ) from None
     except OSError as exc:
-        raise ScenarioError(f"cannot read: {exc.strerror}", file=source,
-                            fix="check the path and its permissions") from None
+        raise ScenarioError(
+            f"cannot read: {exc.strerror}", file=source, fix="check the path and its permissions"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -585,7 +586,8 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ScenarioError(
-            f"invalid YAML{where}: {problem}", file=source,
+            f"invalid YAML{where}: {problem}",
+            file=source,
             fix="fix the YAML syntax (indentation, colons, quotes)",
         ) from None
     return Scenario.from_dict(data, source=source)

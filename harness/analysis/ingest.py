@@ -22,13 +22,26 @@ from harness.errors import TraceDataError
 __all__ = ["SPAN_COLUMNS", "DataQuality", "read_spans", "spans_from_otlp"]
 
 SPAN_COLUMNS = [
-    "trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns",
-    "status", "attributes", "events",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "status",
+    "attributes",
+    "events",
 ]
 
 # OTLP span kinds as integers (and the enum names a protobuf JSON writer may use).
 _KINDS = {
-    0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER",
+    0: "UNSPECIFIED",
+    1: "INTERNAL",
+    2: "SERVER",
+    3: "CLIENT",
+    4: "PRODUCER",
+    5: "CONSUMER",
 }
 _KIND_NAMES = {f"SPAN_KIND_{v}": v for v in _KINDS.values()}
 
@@ -118,7 +131,8 @@ def spans_from_otlp(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
                     "status": int((span.get("status") or {}).get("code", 0) or 0)
                     if not isinstance((span.get("status") or {}).get("code"), str)
                     else {"STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}.get(
-                        span["status"]["code"], 0),
+                        span["status"]["code"], 0
+                    ),
                     "attributes": attrs,
                     "events": [
                         {
@@ -145,7 +159,8 @@ def read_spans(paths: str | Path | Iterable[str | Path]) -> tuple[pd.DataFrame, 
             handle = path.open("rb")
         except OSError as exc:
             raise TraceDataError(
-                f"cannot open trace file: {exc.strerror}", where=str(path),
+                f"cannot open trace file: {exc.strerror}",
+                where=str(path),
                 fix="check the path; `parabench run` writes DIR/spans.jsonl",
             ) from None
         with handle:

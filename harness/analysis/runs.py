@@ -10,14 +10,43 @@ import pandas as pd
 __all__ = ["RUN_COLUMNS", "STEP_COLUMNS", "runs_table", "speed_index_s", "steps_table"]
 
 RUN_COLUMNS = [
-    "trace_id", "span_id", "run_id", "scenario", "variant", "mode", "max_concurrency",
-    "outcome", "start_ns", "e2e_ms", "ttfc_ms", "speed_index_ms", "cards", "cost_usd",
-    "unpriced", "time_scale", "value_of_time_usd_per_s", "baseline_variant",
+    "trace_id",
+    "span_id",
+    "run_id",
+    "scenario",
+    "variant",
+    "mode",
+    "max_concurrency",
+    "outcome",
+    "start_ns",
+    "e2e_ms",
+    "ttfc_ms",
+    "speed_index_ms",
+    "cards",
+    "cost_usd",
+    "unpriced",
+    "time_scale",
+    "value_of_time_usd_per_s",
+    "baseline_variant",
 ]
 STEP_COLUMNS = [
-    "trace_id", "span_id", "scenario", "variant", "step_id", "kind", "depends_on", "status",
-    "start_ms", "end_ms", "duration_ms", "queue_ms", "service_ms", "attempts", "cost_usd",
-    "input_tokens", "output_tokens",
+    "trace_id",
+    "span_id",
+    "scenario",
+    "variant",
+    "step_id",
+    "kind",
+    "depends_on",
+    "status",
+    "start_ms",
+    "end_ms",
+    "duration_ms",
+    "queue_ms",
+    "service_ms",
+    "attempts",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
 ]
 
 
@@ -54,26 +83,30 @@ def runs_table(spans: pd.DataFrame) -> pd.DataFrame:
             if e["name"] == "parabench.card"
         )
         si = speed_index_s(cards)
-        rows.append({
-            "trace_id": span.trace_id,
-            "span_id": span.span_id,
-            "run_id": attrs["parabench.run.id"],
-            "scenario": attrs.get("parabench.scenario", ""),
-            "variant": attrs.get("parabench.variant", ""),
-            "mode": attrs.get("parabench.variant.mode", ""),
-            "max_concurrency": attrs.get("parabench.variant.max_concurrency") or None,
-            "outcome": attrs.get("parabench.outcome", "unknown"),
-            "start_ns": span.start_ns,
-            "e2e_ms": _ms(span.end_ns - span.start_ns),
-            "ttfc_ms": cards[0] * 1000 if cards else np.nan,
-            "speed_index_ms": si * 1000 if si is not None else np.nan,
-            "cards": len(cards),
-            "cost_usd": float(attrs.get("parabench.cost_usd", 0.0)),
-            "unpriced": bool(attrs.get("parabench.cost.unpriced", False)),
-            "time_scale": float(attrs.get("parabench.time_scale", 1.0)),
-            "value_of_time_usd_per_s": float(attrs.get("parabench.value_of_time_usd_per_s", 0.0)),
-            "baseline_variant": attrs.get("parabench.baseline_variant", ""),
-        })
+        rows.append(
+            {
+                "trace_id": span.trace_id,
+                "span_id": span.span_id,
+                "run_id": attrs["parabench.run.id"],
+                "scenario": attrs.get("parabench.scenario", ""),
+                "variant": attrs.get("parabench.variant", ""),
+                "mode": attrs.get("parabench.variant.mode", ""),
+                "max_concurrency": attrs.get("parabench.variant.max_concurrency") or None,
+                "outcome": attrs.get("parabench.outcome", "unknown"),
+                "start_ns": span.start_ns,
+                "e2e_ms": _ms(span.end_ns - span.start_ns),
+                "ttfc_ms": cards[0] * 1000 if cards else np.nan,
+                "speed_index_ms": si * 1000 if si is not None else np.nan,
+                "cards": len(cards),
+                "cost_usd": float(attrs.get("parabench.cost_usd", 0.0)),
+                "unpriced": bool(attrs.get("parabench.cost.unpriced", False)),
+                "time_scale": float(attrs.get("parabench.time_scale", 1.0)),
+                "value_of_time_usd_per_s": float(
+                    attrs.get("parabench.value_of_time_usd_per_s", 0.0)
+                ),
+                "baseline_variant": attrs.get("parabench.baseline_variant", ""),
+            }
+        )
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
@@ -92,23 +125,25 @@ def steps_table(spans: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.Dat
             continue
         duration = _ms(span.end_ns - span.start_ns)
         queue = min(float(attrs.get("parabench.step.queue_ms", 0.0)), duration)
-        rows.append({
-            "trace_id": span.trace_id,
-            "span_id": span.span_id,
-            "scenario": run.scenario,
-            "variant": run.variant,
-            "step_id": attrs["parabench.step.id"],
-            "kind": attrs.get("parabench.step.kind", ""),
-            "depends_on": tuple(attrs.get("parabench.step.depends_on") or ()),
-            "status": attrs.get("parabench.step.status", "ok"),
-            "start_ms": (span.start_ns - run.start_ns) / 1e6,
-            "end_ms": (span.end_ns - run.start_ns) / 1e6,
-            "duration_ms": duration,
-            "queue_ms": queue,
-            "service_ms": duration - queue,
-            "attempts": int(attrs.get("parabench.step.attempts", 0)),
-            "cost_usd": float(attrs.get("parabench.cost_usd", 0.0)),
-            "input_tokens": int(attrs.get("gen_ai.usage.input_tokens", 0)),
-            "output_tokens": int(attrs.get("gen_ai.usage.output_tokens", 0)),
-        })
+        rows.append(
+            {
+                "trace_id": span.trace_id,
+                "span_id": span.span_id,
+                "scenario": run.scenario,
+                "variant": run.variant,
+                "step_id": attrs["parabench.step.id"],
+                "kind": attrs.get("parabench.step.kind", ""),
+                "depends_on": tuple(attrs.get("parabench.step.depends_on") or ()),
+                "status": attrs.get("parabench.step.status", "ok"),
+                "start_ms": (span.start_ns - run.start_ns) / 1e6,
+                "end_ms": (span.end_ns - run.start_ns) / 1e6,
+                "duration_ms": duration,
+                "queue_ms": queue,
+                "service_ms": duration - queue,
+                "attempts": int(attrs.get("parabench.step.attempts", 0)),
+                "cost_usd": float(attrs.get("parabench.cost_usd", 0.0)),
+                "input_tokens": int(attrs.get("gen_ai.usage.input_tokens", 0)),
+                "output_tokens": int(attrs.get("gen_ai.usage.output_tokens", 0)),
+            }
+        )
     return pd.DataFrame(rows, columns=STEP_COLUMNS)

@@ -61,18 +61,19 @@ def efficiency_table(runs: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
         service = dict(zip(group.step_id, group.service_ms, strict=True))
         cap = _cap(run.mode, run.max_concurrency)
         bound = dag.lower_bound(deps, service, cap)
-        replayed = dag.replay(deps, service, cap,
-                              order=list(deps) if cap == 1 else None).makespan
-        rows.append({
-            "trace_id": run.trace_id,
-            "variant": run.variant,
-            "critical_path_ms": dag.critical_path(deps, service).length,
-            "work_ms": sum(service.values()),
-            "lower_bound_ms": bound,
-            "replay_ms": replayed,
-            "makespan_ms": run.e2e_ms,
-            "efficiency": bound / run.e2e_ms if run.e2e_ms > 0 else float("nan"),
-        })
+        replayed = dag.replay(deps, service, cap, order=list(deps) if cap == 1 else None).makespan
+        rows.append(
+            {
+                "trace_id": run.trace_id,
+                "variant": run.variant,
+                "critical_path_ms": dag.critical_path(deps, service).length,
+                "work_ms": sum(service.values()),
+                "lower_bound_ms": bound,
+                "replay_ms": replayed,
+                "makespan_ms": run.e2e_ms,
+                "efficiency": bound / run.e2e_ms if run.e2e_ms > 0 else float("nan"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -91,18 +92,25 @@ def summarize(spans: pd.DataFrame, quality: DataQuality | None = None) -> dict[s
             "variant": variant,
             "mode": group["mode"].iloc[0],
             "max_concurrency": _cap(group["mode"].iloc[0], group["max_concurrency"].iloc[0]),
-            "runs": int(len(group)),
+            "runs": len(group),
             "outcomes": {k: int(v) for k, v in group.outcome.value_counts().items()},
             "time_scale": time_scale,
-            "e2e_ms": {"p50": _q(group.e2e_ms, 0.5), "p95": _q(group.e2e_ms, 0.95),
-                       "mean": _clean(float(group.e2e_ms.mean()))},
+            "e2e_ms": {
+                "p50": _q(group.e2e_ms, 0.5),
+                "p95": _q(group.e2e_ms, 0.95),
+                "mean": _clean(float(group.e2e_ms.mean())),
+            },
             "ttfc_ms": {"p50": _q(group.ttfc_ms, 0.5), "p95": _q(group.ttfc_ms, 0.95)},
-            "speed_index_ms": {"p50": _q(group.speed_index_ms, 0.5),
-                               "p95": _q(group.speed_index_ms, 0.95)},
-            "cost_usd_per_run": {"mean": _clean(float(group.cost_usd.mean())),
-                                 "p50": _q(group.cost_usd, 0.5)},
+            "speed_index_ms": {
+                "p50": _q(group.speed_index_ms, 0.5),
+                "p95": _q(group.speed_index_ms, 0.95),
+            },
+            "cost_usd_per_run": {
+                "mean": _clean(float(group.cost_usd.mean())),
+                "p50": _q(group.cost_usd, 0.5),
+            },
             "unpriced_runs": int(group.unpriced.sum()),
-            "completed_runs": int(len(ok)),
+            "completed_runs": len(ok),
             "executor_efficiency": {
                 "p50": _q(veff.efficiency, 0.5) if not veff.empty else None,
                 "min": _clean(float(veff.efficiency.min())) if not veff.empty else None,
@@ -117,8 +125,8 @@ def summarize(spans: pd.DataFrame, quality: DataQuality | None = None) -> dict[s
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "source": "spans",
-        "runs": int(len(runs)),
-        "spans": int(len(spans)),
+        "runs": len(runs),
+        "spans": len(spans),
         "variants": variants,
         "data_quality": (quality or DataQuality()).to_dict(),
     }

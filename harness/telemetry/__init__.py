@@ -86,9 +86,7 @@ class Telemetry:
             exporter = _otlp_http_exporter()
             if exporter is not None:
                 self.provider.add_span_processor(BatchSpanProcessor(exporter))
-        self.tracer: Tracer = self.provider.get_tracer(
-            "parabench", schema_url=SEMCONV_SCHEMA_URL
-        )
+        self.tracer: Tracer = self.provider.get_tracer("parabench", schema_url=SEMCONV_SCHEMA_URL)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         try:

@@ -36,16 +36,67 @@ R = TypeVar("R")
 
 # Seconds; dense where agent runs live (1–30 s), and sub-second for time-scaled runs.
 DURATION_BUCKETS_S: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8,
-    10, 12, 15, 20, 25, 30, 45, 60, 90, 120, 300,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1,
+    1.5,
+    2,
+    3,
+    4,
+    5,
+    6,
+    8,
+    10,
+    12,
+    15,
+    20,
+    25,
+    30,
+    45,
+    60,
+    90,
+    120,
+    300,
 )
 # GenAI semconv's advisory buckets for token usage.
 TOKEN_BUCKETS: tuple[float, ...] = (
-    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
 )
 # GenAI semconv's advisory buckets for operation duration, in seconds.
 GENAI_DURATION_BUCKETS_S: tuple[float, ...] = (
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
 )
 
 OUTCOMES = ("completed", "partial", "failed", "cancelled")
@@ -88,62 +139,86 @@ class Metrics:
         self.run_duration = Histogram(
             "parabench_run_duration_seconds",
             "End-to-end duration of an agent run (run span start to end).",
-            ["scenario", "variant", "outcome"], buckets=buckets, registry=r,
+            ["scenario", "variant", "outcome"],
+            buckets=buckets,
+            registry=r,
         )
         self.run_ttfc = Histogram(
             "parabench_run_time_to_first_card_seconds",
             "Time from the start of a run to its first card (progressive result).",
-            ["scenario", "variant"], buckets=buckets, registry=r,
+            ["scenario", "variant"],
+            buckets=buckets,
+            registry=r,
         )
         self.runs_in_flight = Gauge(
-            "parabench_runs_in_flight", "Agent runs currently executing.",
-            ["scenario", "variant"], registry=r,
+            "parabench_runs_in_flight",
+            "Agent runs currently executing.",
+            ["scenario", "variant"],
+            registry=r,
         )
         self.step_duration = Histogram(
             "parabench_step_duration_seconds",
             "Duration of a step, from ready (dependencies done) to finished, queue included.",
-            ["scenario", "variant", "step", "kind"], buckets=buckets, registry=r,
+            ["scenario", "variant", "step", "kind"],
+            buckets=buckets,
+            registry=r,
         )
         self.step_queue = Histogram(
             "parabench_step_queue_seconds",
             "Time a ready step waited for a concurrency slot or a rate limit.",
-            ["scenario", "variant", "step"], buckets=buckets, registry=r,
+            ["scenario", "variant", "step"],
+            buckets=buckets,
+            registry=r,
         )
         self.cost = Counter(
-            "parabench_cost_usd", "Money spent, in US dollars.",
-            ["scenario", "variant", "step", "model"], registry=r,
+            "parabench_cost_usd",
+            "Money spent, in US dollars.",
+            ["scenario", "variant", "step", "model"],
+            registry=r,
         )
         self.tokens = Counter(
-            "parabench_llm_tokens", "LLM tokens used.", ["model", "type"], registry=r,
+            "parabench_llm_tokens",
+            "LLM tokens used.",
+            ["model", "type"],
+            registry=r,
         )
         self.llm_errors = Counter(
-            "parabench_llm_errors", "Failed LLM call attempts, 429s included.",
-            ["model", "error_type"], registry=r,
+            "parabench_llm_errors",
+            "Failed LLM call attempts, 429s included.",
+            ["model", "error_type"],
+            registry=r,
         )
         self.branch_saved = Counter(
             "parabench_branch_saved_seconds",
             "Seconds of run time a parallel branch saved (replayed against waiting for its "
             "fork siblings).",
-            ["scenario", "variant", "step"], registry=r,
+            ["scenario", "variant", "step"],
+            registry=r,
         )
         self.branch_extra_cost = Counter(
             "parabench_branch_extra_cost_usd",
             "Extra dollars a parallel branch cost compared with the baseline variant.",
-            ["scenario", "variant", "step"], registry=r,
+            ["scenario", "variant", "step"],
+            registry=r,
         )
         self.genai_duration = Histogram(
             "gen_ai_client_operation_duration_seconds",
             "GenAI operation duration (OpenTelemetry GenAI semantic conventions).",
-            ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model",
-             "error_type"],
-            buckets=GENAI_DURATION_BUCKETS_S, registry=r,
+            ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type"],
+            buckets=GENAI_DURATION_BUCKETS_S,
+            registry=r,
         )
         self.genai_tokens = Histogram(
             "gen_ai_client_token_usage",
             "Tokens used per GenAI operation (OpenTelemetry GenAI semantic conventions).",
-            ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model",
-             "gen_ai_token_type"],
-            buckets=TOKEN_BUCKETS, registry=r,
+            [
+                "gen_ai_operation_name",
+                "gen_ai_provider_name",
+                "gen_ai_request_model",
+                "gen_ai_token_type",
+            ],
+            buckets=TOKEN_BUCKETS,
+            registry=r,
         )
 
     @_safe
@@ -185,8 +260,13 @@ class Metrics:
 
     @_safe
     def run_finished(
-        self, scenario: str, variant: str, outcome: str, duration_s: float,
-        ttfc_s: float | None, trace_id: str | None,
+        self,
+        scenario: str,
+        variant: str,
+        outcome: str,
+        duration_s: float,
+        ttfc_s: float | None,
+        trace_id: str | None,
     ) -> None:
         self.runs_in_flight.labels(scenario, variant).dec()
         ex = _exemplar(trace_id)
@@ -196,8 +276,16 @@ class Metrics:
 
     @_safe
     def step_finished(
-        self, scenario: str, variant: str, step: str, kind: str, duration_s: float,
-        queue_s: float, cost_usd: float | None, model_label: str, trace_id: str | None,
+        self,
+        scenario: str,
+        variant: str,
+        step: str,
+        kind: str,
+        duration_s: float,
+        queue_s: float,
+        cost_usd: float | None,
+        model_label: str,
+        trace_id: str | None,
     ) -> None:
         ex = _exemplar(trace_id)
         self.step_duration.labels(scenario, variant, step, kind).observe(duration_s, ex)
@@ -207,8 +295,14 @@ class Metrics:
 
     @_safe
     def llm_attempt(
-        self, provider: str, model: str, duration_s: float, input_tokens: int,
-        output_tokens: int, error_type: str | None, trace_id: str | None,
+        self,
+        provider: str,
+        model: str,
+        duration_s: float,
+        input_tokens: int,
+        output_tokens: int,
+        error_type: str | None,
+        trace_id: str | None,
     ) -> None:
         self.genai_duration.labels("chat", provider, model, error_type or "").observe(
             duration_s, _exemplar(trace_id)
