@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -88,13 +89,34 @@ def run(
         Path | None,
         typer.Option("--out", "-o", help="Output directory (default: reports/run-<time>)."),
     ] = None,
+    provider: Annotated[
+        str,
+        typer.Option(
+            help="simulated (in process), simulator (built-in HTTP simulator on loopback, "
+            "official openai client) or openai (OPENAI_BASE_URL / --base-url, OPENAI_API_KEY)."
+        ),
+    ] = "simulated",
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL (with --provider openai).")
+    ] = None,
+    max_in_flight: Annotated[
+        int | None, typer.Option(min=1, help="Client-side cap on LLM calls in flight.")
+    ] = None,
+    rpm: Annotated[
+        float | None, typer.Option(min=0.001, help="Client-side requests-per-minute budget.")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(min=0.001, help="Per-attempt timeout of HTTP LLM calls, seconds.")
+    ] = 60.0,
 ) -> None:
     """Run a scenario in process; write DIR/spans.jsonl and DIR/summary.json."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from harness.providers.config import ProviderConfig, open_provider
     from harness.runner import run_batch
     from harness.scenario import load_scenario
 
+    stack = contextlib.ExitStack()
     try:
         loaded = load_scenario(scenario)
         chosen = list(variant or loaded.variants)
@@ -105,7 +127,22 @@ def run(
                     where="--variant",
                     fix=f"use one of: {', '.join(loaded.variants)}",
                 )
+        if provider not in ("simulated", "simulator", "openai"):
+            raise ParabenchError(
+                f"unknown provider '{provider}'",
+                where="--provider",
+                fix="use simulated, simulator or openai",
+            )
+        provider_config = ProviderConfig(
+            kind=provider,
+            base_url=base_url,
+            timeout_s=timeout,
+            max_in_flight=max_in_flight,
+            rpm_limit=rpm,
+        )
+        llm = stack.enter_context(open_provider(provider_config, loaded, time_scale=time_scale))
     except ParabenchError as exc:
+        stack.close()
         _fail(exc)
     out_dir = out or _default_out("run")
     total = runs * len(chosen)
@@ -119,16 +156,20 @@ def run(
     )
     with progress:
         task = progress.add_task(f"{loaded.name}: {', '.join(chosen)}", total=total)
-        batch = run_batch(
-            loaded,
-            variants=chosen,
-            runs=runs,
-            out_dir=out_dir,
-            seed=seed,
-            time_scale=time_scale,
-            concurrency=concurrency,
-            on_done=lambda _r: progress.advance(task),
-        )
+        try:
+            batch = run_batch(
+                loaded,
+                variants=chosen,
+                runs=runs,
+                out_dir=out_dir,
+                seed=seed,
+                time_scale=time_scale,
+                concurrency=concurrency,
+                provider=llm,
+                on_done=lambda _r: progress.advance(task),
+            )
+        finally:
+            stack.close()
     _print_summary(batch.summary)
     console.print(f"spans:   {batch.spans_path}\nsummary: {batch.summary_path}")
     if batch.interrupted:

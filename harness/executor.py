@@ -43,6 +43,7 @@ from harness.errors import ProviderError, RateLimitedError
 from harness.latency import rng_for
 from harness.pricing import cost_usd
 from harness.providers.base import LlmCall, LlmProvider, ToolCall, ToolRunner
+from harness.providers.limits import ClientLimiter
 from harness.providers.simulated import SimulatedProvider, SimulatedTools
 from harness.scenario import Plan, Scenario, Step
 from harness.telemetry import Telemetry
@@ -455,7 +456,8 @@ class Executor:
             assert step.input_tokens is not None and step.output_tokens is not None
             input_tokens = max(round(step.input_tokens.sample(draw)), 1)
             output_tokens = max(round(step.output_tokens.sample(draw)), 1)
-        backoff_rng = random.Random(hash((seed, run_index, sid)))
+        backoff_rng = random.Random(f"{seed}:{run_index}:{sid}")
+        limiter: ClientLimiter | None = getattr(self.provider, "limiter", None)
         status = "failed"
         error_type: str | None = None
         cost: float | None = 0.0
@@ -465,18 +467,22 @@ class Executor:
                 try:
                     if step.kind == "llm":
                         assert model is not None
-                        used_in, used_out, cost = await self._llm_attempt(
-                            plan,
-                            step,
-                            model,
-                            input_tokens,
-                            output_tokens,
-                            seed,
-                            run_index,
-                            attempt,
-                            step_ctx,
-                            trace_id,
-                        )
+                        async with _slot(limiter, input_tokens + output_tokens):
+                            if attempt == 0:
+                                # Waiting for a client-side slot or budget is queue time.
+                                result.start_s = monotonic_s() - t0
+                            used_in, used_out, cost = await self._llm_attempt(
+                                plan,
+                                step,
+                                model,
+                                input_tokens,
+                                output_tokens,
+                                seed,
+                                run_index,
+                                attempt,
+                                step_ctx,
+                                trace_id,
+                            )
                         result.input_tokens, result.output_tokens = used_in, used_out
                     else:
                         await self._tool_attempt(step, seed, run_index, attempt, step_ctx)
@@ -728,6 +734,15 @@ class Executor:
                     self.metrics.branch(self.scenario.name, plan.variant, sid, saved, extra)
         except Exception:  # telemetry never crashes the run
             _log.exception("could not record branch metrics")
+
+
+@contextlib.asynccontextmanager
+async def _slot(limiter: ClientLimiter | None, tokens: int) -> AsyncIterator[None]:
+    if limiter is None:
+        yield
+        return
+    async with limiter.slot(tokens):
+        yield
 
 
 def _outcome(results: dict[str, StepResult], cards: list[Card], cancelled: bool) -> str:

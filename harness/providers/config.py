@@ -1,0 +1,95 @@
+"""Choose and build the LLM provider of a run from command-line or scenario settings.
+
+Kinds:
+
+* ``simulated`` — in process (asyncio sleeps from the latency model); the
+  fastest and the default of ``parabench run``.
+* ``simulator`` — the built-in OpenAI-compatible HTTP simulator, started on a
+  free loopback port for the duration of the job, called with the official
+  ``openai`` client: the real client path, still on the embedded default.
+* ``openai`` — any OpenAI-compatible endpoint: ``--base-url`` or
+  ``OPENAI_BASE_URL`` (default OpenAI's API), key from ``OPENAI_API_KEY``.
+  Without a key for a remote endpoint it fails before any run starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.errors import ConfigError
+from harness.providers.base import LlmProvider
+from harness.providers.limits import ClientLimiter
+from harness.providers.simulated import SimulatedProvider
+from harness.scenario import Scenario
+
+__all__ = ["ProviderConfig", "open_provider"]
+
+ProviderKind = Literal["simulated", "simulator", "openai"]
+
+
+class ProviderConfig(BaseModel):
+    """Where llm steps go, and the client-side limits on the way."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ProviderKind = "simulated"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    name: str | None = Field(None, description="gen_ai.provider.name to record")
+    timeout_s: float = Field(60.0, gt=0)
+    max_in_flight: int | None = Field(None, ge=1)
+    rpm_limit: float | None = Field(None, gt=0)
+    tpm_limit: float | None = Field(None, gt=0)
+
+
+def _limiter(config: ProviderConfig) -> ClientLimiter | None:
+    if not (config.max_in_flight or config.rpm_limit or config.tpm_limit):
+        return None
+    return ClientLimiter(config.max_in_flight, config.rpm_limit, config.tpm_limit)
+
+
+@contextlib.contextmanager
+def open_provider(
+    config: ProviderConfig, scenario: Scenario, *, time_scale: float = 1.0
+) -> Iterator[LlmProvider]:
+    """Build the provider (starting the HTTP simulator if asked) and clean up after.
+
+    The provider's own connections are closed by the executor's owner (``aclose``),
+    inside the event loop that used them; this only stops what it started.
+    """
+    if config.kind == "simulated":
+        if config.base_url:
+            raise ConfigError(
+                "--base-url has no effect with the in-process simulated provider",
+                where="provider",
+                fix="add --provider openai to call that endpoint",
+            )
+        yield SimulatedProvider(scenario.latency_overrides)
+        return
+    from harness.providers.openai_compat import OpenAICompatProvider
+
+    if config.kind == "openai":
+        yield OpenAICompatProvider.from_env(
+            base_url=config.base_url,
+            api_key_env=config.api_key_env,
+            name=config.name,
+            timeout_s=config.timeout_s,
+            limiter=_limiter(config),
+        )
+        return
+    from harness.simulator import SimulatorConfig, SimulatorServer
+
+    sim_config = SimulatorConfig(time_scale=time_scale, profiles=scenario.latency_overrides)
+    with SimulatorServer(sim_config) as server:
+        yield OpenAICompatProvider(
+            base_url=server.url,
+            api_key="unused",
+            simulator=True,
+            name=config.name,
+            timeout_s=config.timeout_s,
+            limiter=_limiter(config),
+        )
