@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import ParabenchError
@@ -26,8 +27,13 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _print_error(exc: ParabenchError) -> None:
+    # The message quotes user input, which may look like rich markup: print it verbatim.
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+
+
 def _fail(exc: ParabenchError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+    _print_error(exc)
     raise typer.Exit(exc.exit_code)
 
 
@@ -222,7 +228,7 @@ def main() -> None:
     try:
         app()
     except ParabenchError as exc:  # a last net: bad input never ends in a traceback
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        _print_error(exc)
         sys.exit(exc.exit_code)
 
 

@@ -77,6 +77,16 @@ _DIST_HELP = (
     "use a number, or a distribution: {median: M, sigma: S} (lognormal), "
     "{low: A, high: B} (uniform) or {mean: M, sd: S} (normal)"
 )
+_NONNEG_FIX = "use a number >= 0: a duration, a token count or a spread cannot be negative"
+
+
+class _FieldProblem(ValueError):
+    """A validator's complaint, with the fix and the field (under the checked object) at fault."""
+
+    def __init__(self, what: str, *, fix: str, field: str = "") -> None:
+        super().__init__(what)
+        self.field = field
+        self.fix = fix
 
 
 class Dist(BaseModel):
@@ -85,8 +95,9 @@ class Dist(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["fixed", "lognormal", "uniform", "normal"]
-    a: float  # value | median | low | mean
-    b: float = 0.0  # -     | sigma  | high | sd
+    # Bounded here too: the {kind, a, b} form below skips the checks of the YAML shapes.
+    a: float = Field(ge=0, allow_inf_nan=False)  # value | median | low | mean
+    b: float = Field(0.0, ge=0, allow_inf_nan=False)  # - | sigma | high | sd
 
     @model_validator(mode="before")
     @classmethod
@@ -94,16 +105,16 @@ class Dist(BaseModel):
         if isinstance(raw, Dist):
             return raw
         if isinstance(raw, bool) or raw is None:
-            raise ValueError(f"expected a non-negative number, got {raw!r}; {_DIST_HELP}")
+            raise _FieldProblem(f"expected a non-negative number, got {raw!r}", fix=_DIST_HELP)
         if isinstance(raw, int | float):
             if not math.isfinite(raw) or raw < 0:
-                raise ValueError(f"must be a finite number >= 0, got {raw!r}")
+                raise _FieldProblem(f"must be a finite number >= 0, got {raw!r}", fix=_NONNEG_FIX)
             return {"kind": "fixed", "a": float(raw)}
         if isinstance(raw, str):
-            raise ValueError(f"expected a number, got the text {raw!r}; {_DIST_HELP}")
+            raise _FieldProblem(f"expected a number, got the text {raw!r}", fix=_DIST_HELP)
         if not isinstance(raw, Mapping):
-            raise ValueError(
-                f"expected a number or a mapping, got {type(raw).__name__}; {_DIST_HELP}"
+            raise _FieldProblem(
+                f"expected a number or a mapping, got {type(raw).__name__}", fix=_DIST_HELP
             )
         if "kind" in raw and "a" in raw:
             return raw
@@ -114,18 +125,28 @@ class Dist(BaseModel):
         }
         keys = frozenset(raw)
         if keys not in shapes:
-            raise ValueError(f"unknown distribution keys {sorted(keys)}; {_DIST_HELP}")
+            raise _FieldProblem(f"unknown distribution keys {sorted(keys)}", fix=_DIST_HELP)
         kind, ka, kb = shapes[keys]
         values = {}
         for key in (ka, kb):
             value = raw[key]
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"'{key}' must be a number, got {value!r}")
+                raise _FieldProblem(
+                    f"'{key}' must be a number, got {value!r}", field=key, fix=_NONNEG_FIX
+                )
             if not math.isfinite(value) or value < 0:
-                raise ValueError(f"'{key}' must be a finite number >= 0, got {value!r}")
+                raise _FieldProblem(
+                    f"'{key}' must be a finite number >= 0, got {value!r}",
+                    field=key,
+                    fix=_NONNEG_FIX,
+                )
             values[key] = float(value)
         if kind == "uniform" and values["high"] < values["low"]:
-            raise ValueError(f"'high' ({values['high']}) is below 'low' ({values['low']})")
+            raise _FieldProblem(
+                f"'high' ({values['high']}) is below 'low' ({values['low']})",
+                field="high",
+                fix="swap low and high",
+            )
         return {"kind": kind, "a": values[ka], "b": values[kb]}
 
     @property
@@ -185,17 +206,26 @@ class Step(BaseModel):
     @model_validator(mode="after")
     def _fields_fit_kind(self) -> Step:
         if self.kind == "llm":
-            if self.input_tokens is None or self.output_tokens is None:
-                raise ValueError(
-                    "an llm step needs input_tokens and output_tokens (a number or a distribution)"
-                )
+            for name in ("input_tokens", "output_tokens"):
+                if getattr(self, name) is None:
+                    raise _FieldProblem(
+                        "an llm step needs input_tokens and output_tokens",
+                        field=name,
+                        fix=f"add {name}: a number, or a distribution such as "
+                        "{median: 500, sigma: 0.2}",
+                    )
             if self.latency_ms is not None:
-                raise ValueError(
-                    "an llm step's latency comes from its model's profile; remove latency_ms "
-                    "or set the profile under models.<name>.latency"
+                raise _FieldProblem(
+                    "an llm step's latency comes from its model's profile",
+                    field="latency_ms",
+                    fix="remove latency_ms, or set the profile under models.<name>.latency",
                 )
         if self.kind == "tool" and self.latency_ms is None:
-            raise ValueError("a tool step needs latency_ms (a number or a distribution)")
+            raise _FieldProblem(
+                "a tool step needs latency_ms",
+                field="latency_ms",
+                fix="add latency_ms: a number, or a distribution such as {median: 800, sigma: 0.2}",
+            )
         return self
 
     @property
@@ -235,7 +265,11 @@ class Variant(BaseModel):
     @model_validator(mode="after")
     def _cap_only_parallel(self) -> Variant:
         if self.mode == "sequential" and self.max_concurrency not in (None, 1):
-            raise ValueError("max_concurrency applies to mode: parallel; remove it or switch mode")
+            raise _FieldProblem(
+                "max_concurrency applies to mode: parallel only",
+                field="max_concurrency",
+                fix="remove max_concurrency, or use mode: parallel",
+            )
         return self
 
 
@@ -430,14 +464,29 @@ _FIXES = {
 
 
 def _scenario_error_from(exc: ValidationError, source: str, data: Any) -> ScenarioError:
-    first = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # A list whose items failed is also "too short" once they are dropped: not a problem
+    # of its own, so it is neither reported nor counted.
+    locs = [e["loc"] for e in errors]
+    errors = [
+        e
+        for e in errors
+        if e["type"] != "too_short"
+        or not any(len(loc) > len(e["loc"]) and loc[: len(e["loc"])] == e["loc"] for loc in locs)
+    ]
+    first = errors[0]
     field = _loc_to_field(first["loc"], data)
     msg = first["msg"].removeprefix("Value error, ")
     kind = first["type"]
     if kind == "extra_forbidden":
         msg = "unknown field"
     fix = _FIXES.get(kind, "see docs/scenarios.md for the field's format")
-    more = len(exc.errors()) - 1
+    problem = first.get("ctx", {}).get("error")
+    if isinstance(problem, _FieldProblem):
+        if problem.field:
+            field = problem.field if field == "(top level)" else f"{field}.{problem.field}"
+        fix = problem.fix
+    more = len(errors) - 1
     if more:
         msg += f" (and {more} more problem{'s' if more > 1 else ''} after this one)"
     return ScenarioError(msg, file=source, field=field, fix=fix)
@@ -492,7 +541,7 @@ def _check_graph(scenario: Scenario) -> None:
                 )
         plan = Plan(scenario, vname)
         for sid, step in plan.steps.items():
-            where = _step_field(scenario, vname, sid)
+            where = _step_field(scenario, vname, sid, "depends_on")
             for dep in step.depends_on:
                 if dep == sid:
                     raise ScenarioError(
@@ -515,7 +564,11 @@ def _check_graph(scenario: Scenario) -> None:
                     raise ScenarioError(
                         f"model '{model}' has no known price",
                         file=src,
-                        field=f"{where}.model" if step.model else "defaults.model",
+                        field=(
+                            f"{_step_field(scenario, vname, sid, 'model')}.model"
+                            if step.model
+                            else "defaults.model"
+                        ),
                         fix=(
                             f"use a model genai-prices knows, or add models: {{{model}: "
                             "{price: {input_usd_per_mtok: X, output_usd_per_mtok: Y}}}"
@@ -523,16 +576,28 @@ def _check_graph(scenario: Scenario) -> None:
                     )
         cycle = dag.find_cycle(plan.deps)
         if cycle:
+            # Point at the edge this variant added, if it added one: that is where to look.
+            culprit = next(
+                (s for s in cycle if _overrides(scenario, vname, s, "depends_on")), cycle[0]
+            )
             raise ScenarioError(
                 "dependency cycle: " + " → ".join([*cycle, cycle[0]]),
                 file=src,
-                field=f"{_step_field(scenario, vname, cycle[0])}.depends_on",
+                field=f"{_step_field(scenario, vname, culprit, 'depends_on')}.depends_on",
                 fix="remove one of these dependencies so the steps form a DAG",
             )
         scenario._plans[vname] = plan
 
 
-def _step_field(scenario: Scenario, variant: str, sid: str) -> str:
+def _overrides(scenario: Scenario, variant: str, sid: str, attr: str) -> bool:
+    override = scenario.variants[variant].overrides.get(sid)
+    return override is not None and getattr(override, attr) is not None
+
+
+def _step_field(scenario: Scenario, variant: str, sid: str, attr: str | None = None) -> str:
+    """Where the user wrote step ``sid`` — or ``variant``'s override of its ``attr``."""
+    if attr is not None and _overrides(scenario, variant, sid, attr):
+        return f"variants.{variant}.overrides.{sid}"
     for i, step in enumerate(scenario.steps):
         if step.id == sid:
             return f"steps[{i}](id={sid})"
