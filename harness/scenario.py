@@ -89,6 +89,15 @@ class _FieldProblem(ValueError):
         self.fix = fix
 
 
+class _OverrideProblem(Exception):
+    """A variant's override makes its step invalid (reported against the override)."""
+
+    def __init__(self, step_id: str, error: ValidationError) -> None:
+        super().__init__(step_id)
+        self.step_id = step_id
+        self.error = error
+
+
 class Dist(BaseModel):
     """A non-negative quantity: fixed, lognormal, uniform or normal (clamped at 0)."""
 
@@ -220,6 +229,14 @@ class Step(BaseModel):
                     field="latency_ms",
                     fix="remove latency_ms, or set the profile under models.<name>.latency",
                 )
+        if self.kind == "tool":
+            for name in ("model", "input_tokens", "output_tokens"):
+                if getattr(self, name) is not None:
+                    raise _FieldProblem(
+                        f"a tool step takes no {name}",
+                        field=name,
+                        fix=f"remove {name}, or make the step kind: llm",
+                    )
         if self.kind == "tool" and self.latency_ms is None:
             raise _FieldProblem(
                 "a tool step needs latency_ms",
@@ -303,12 +320,14 @@ class Plan:
                 continue
             override = spec.overrides.get(step.id)
             if override is not None:
-                changes = {
-                    name: getattr(override, name)
-                    for name in type(override).model_fields
-                    if getattr(override, name) is not None
-                }
-                step = step.model_copy(update=changes)
+                # Validated as a whole step, so an override cannot smuggle in a field
+                # that the step's kind ignores (latency_ms on an llm step, say).
+                merged = step.model_dump(exclude_defaults=True)
+                merged.update(override.model_dump(exclude_none=True))
+                try:
+                    step = Step.model_validate(merged)
+                except ValidationError as exc:
+                    raise _OverrideProblem(step.id, exc) from None
             steps[step.id] = step
         for step in spec.add_steps:
             steps[step.id] = step
@@ -381,6 +400,7 @@ class Scenario(BaseModel):
 
     _source: str = PrivateAttr("<memory>")
     _plans: dict[str, Plan] = PrivateAttr(default_factory=dict)
+    _latency: dict[str, LatencyProfile] | None = PrivateAttr(None)
 
     @property
     def source(self) -> str:
@@ -392,7 +412,16 @@ class Scenario(BaseModel):
 
     @property
     def latency_overrides(self) -> dict[str, LatencyProfile]:
-        return {m: c.latency for m, c in self.models.items() if c.latency is not None}
+        """The scenario's latency profiles; fields it leaves out keep the model's defaults."""
+        if self._latency is None:
+            merged: dict[str, LatencyProfile] = {}
+            for model, cfg in self.models.items():
+                if cfg.latency is None:
+                    continue
+                changes = {k: getattr(cfg.latency, k) for k in cfg.latency.model_fields_set}
+                merged[model] = profile_for(model).model_copy(update=changes)
+            self._latency = merged
+        return self._latency
 
     def latency_profile(self, model: str) -> LatencyProfile:
         return profile_for(model, self.latency_overrides)
@@ -539,7 +568,18 @@ def _check_graph(scenario: Scenario) -> None:
                     field=f"{base}.add_steps[{j}].id",
                     fix="pick a new id, or change the existing step under overrides",
                 )
-        plan = Plan(scenario, vname)
+        try:
+            plan = Plan(scenario, vname)
+        except _OverrideProblem as problem:
+            error = _scenario_error_from(problem.error, src, None)
+            where = f"{base}.overrides.{problem.step_id}"
+            field = error.field if error.field and error.field != "(top level)" else None
+            raise ScenarioError(
+                error.what,
+                file=src,
+                field=f"{where}.{field}" if field else where,
+                fix=error.fix,
+            ) from None
         for sid, step in plan.steps.items():
             where = _step_field(scenario, vname, sid, "depends_on")
             for dep in step.depends_on:

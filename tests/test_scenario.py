@@ -12,6 +12,7 @@ from genai_prices import Usage, calc_price
 
 import harness.scenario as scenario_module
 from harness.errors import ScenarioError
+from harness.latency import DEFAULT_PROFILES
 from harness.scenario import (
     Dist,
     Scenario,
@@ -470,3 +471,51 @@ class TestDist:
         b = [dist.sample(second) for _ in range(3)]
         assert a == b
         assert len(set(a)) == 3
+
+
+class TestOverridesAndProfiles:
+    """Variant overrides are validated as whole steps; partial latency profiles merge."""
+
+    @staticmethod
+    def _scenario(override: dict[str, object]) -> dict[str, object]:
+        return {
+            "name": "ov",
+            "steps": [
+                {"id": "a", "kind": "llm", "input_tokens": 10, "output_tokens": 10},
+                {"id": "b", "kind": "tool", "latency_ms": 10, "depends_on": ["a"]},
+            ],
+            "variants": {
+                "sequential": {"mode": "sequential"},
+                "parallel": {"mode": "parallel", "overrides": override},
+            },
+        }
+
+    def test_latency_override_on_llm_step_is_refused(self) -> None:
+        """An override giving an llm step latency_ms names the override and the field."""
+        with pytest.raises(ScenarioError) as info:
+            Scenario.from_dict(self._scenario({"a": {"latency_ms": 99999}}), source="ov.yaml")
+        assert info.value.field == "variants.parallel.overrides.a.latency_ms"
+        assert "fix:" in info.value.message
+
+    def test_model_override_on_tool_step_is_refused(self) -> None:
+        """An override giving a tool step a model is refused rather than ignored."""
+        with pytest.raises(ScenarioError) as info:
+            Scenario.from_dict(self._scenario({"b": {"model": "gpt-4o"}}), source="ov.yaml")
+        assert info.value.field == "variants.parallel.overrides.b.model"
+
+    def test_valid_override_applies(self) -> None:
+        """A valid override changes the step in its variant only."""
+        scenario = Scenario.from_dict(self._scenario({"b": {"latency_ms": 20}}), source="ov.yaml")
+        assert scenario.plan("parallel").steps["b"].latency_ms.median == 20  # type: ignore[union-attr]
+        assert scenario.plan("sequential").steps["b"].latency_ms.median == 10  # type: ignore[union-attr]
+
+    def test_partial_latency_profile_keeps_builtin_fields(self) -> None:
+        """Overriding one latency field keeps the model's other built-in values."""
+        data = self._scenario({})
+        data["models"] = {"gpt-4o": {"latency": {"itl_ms": 5}}}
+        scenario = Scenario.from_dict(data, source="ov.yaml")
+        builtin = DEFAULT_PROFILES["gpt-4o"]
+        merged = scenario.latency_profile("gpt-4o")
+        assert merged.itl_ms == 5
+        assert merged.ttft_ms == builtin.ttft_ms
+        assert merged.prefill_ms_per_1k_input == builtin.prefill_ms_per_1k_input
