@@ -196,13 +196,19 @@ class Executor:
         Closing the iterator early (a client went away) cancels the run.
         """
         plan = self.scenario.plan(variant)
-        queue: asyncio.Queue[Card | RunResult] = asyncio.Queue()
+        queue: asyncio.Queue[Card | RunResult | None] = asyncio.Queue()
         task = asyncio.create_task(
             self._run(plan, seed, run_index, run_id or uuid.uuid4().hex, parent, queue.put_nowait)
         )
+        # A run that dies before its result (a bug, a raising span processor) must not
+        # leave the consumer waiting forever: the end of the task is an item too.
+        task.add_done_callback(lambda _: queue.put_nowait(None))
         try:
             while True:
                 item = await queue.get()
+                if item is None:
+                    task.result()  # raises what ended the run
+                    raise RuntimeError("the run ended without a result")
                 yield item
                 if isinstance(item, RunResult):
                     break
@@ -400,9 +406,11 @@ class Executor:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
             for sid in [s for _, _, s in ready]:
-                results[sid].status = "cancelled"
-                _safe_status(spans[sid], Status(StatusCode.ERROR, "cancelled"))
-                spans[sid].end(end_time=now_ns())
+                # Never started: all of its time was queue time, and the span says so.
+                result = results[sid]
+                result.start_s = result.end_s = monotonic_s() - t0
+                result.status = result.error_type = "cancelled"
+                self._end_step_span(plan, plan.steps[sid], spans[sid], result, trace_id)
             raise
 
     def _start_step_span(self, plan: Plan, sid: str, run_ctx: Context) -> Span:

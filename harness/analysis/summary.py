@@ -65,6 +65,7 @@ def efficiency_table(runs: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 "trace_id": run.trace_id,
+                "scenario": run.scenario,
                 "variant": run.variant,
                 "critical_path_ms": dag.critical_path(deps, service).length,
                 "work_ms": sum(service.values()),
@@ -86,7 +87,7 @@ def summarize(spans: pd.DataFrame, quality: DataQuality | None = None) -> dict[s
     for (scenario, variant), group in runs.groupby(["scenario", "variant"], sort=False):
         time_scale = float(group.time_scale.iloc[0]) if len(group) else 1.0
         ok = group[group.outcome == "completed"]
-        veff = eff[eff.variant == variant] if not eff.empty else eff
+        veff = eff[(eff.scenario == scenario) & (eff.variant == variant)] if not eff.empty else eff
         entry = {
             "scenario": scenario,
             "variant": variant,
