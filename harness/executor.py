@@ -294,7 +294,7 @@ class Executor:
             _safe_status(run_span, Status(StatusCode.ERROR, outcome))
             if outcome != "cancelled":
                 _safe_attrs(run_span, {"error.type": "step_failed"})
-        run_span.end(end_time=now_ns())
+        _safe_end(run_span)
         if self.metrics is not None:
             self.metrics.run_finished(scenario.name, plan.variant, outcome, end_s, ttfc, trace_id)
             if outcome == "completed":
@@ -425,6 +425,9 @@ class Executor:
                 "parabench.step.kind": step.kind,
                 "parabench.step.depends_on": list(step.depends_on),
                 "parabench.step.card": step.card,
+                # The scheduling priority (longest remaining path at median durations, s),
+                # so a replay of these spans can follow the executor's own policy.
+                "parabench.step.priority_s": self._priority(plan)[sid],
             },
         )
 
@@ -441,7 +444,7 @@ class Executor:
             },
         )
         _safe_status(span, Status(StatusCode.ERROR, f"dependency '{because}' failed"))
-        span.end(end_time=now_ns())
+        _safe_end(span)
 
     async def _run_step(
         self,
@@ -456,6 +459,8 @@ class Executor:
     ) -> None:
         step = plan.steps[sid]
         result.start_s = monotonic_s() - t0
+        if plan.mode == "sequential":
+            result.ready_s = result.start_s  # its turn has come: no queue (see module doc)
         step_ctx = trace.set_span_in_context(span)
         draw = rng_for(seed, run_index, sid, 0)
         model = plan.model_of(step) if step.kind == "llm" else None
@@ -476,7 +481,7 @@ class Executor:
                     if step.kind == "llm":
                         assert model is not None
                         async with _slot(limiter, input_tokens + output_tokens):
-                            if attempt == 0:
+                            if attempt == 0 and limiter is not None:
                                 # Waiting for a client-side slot or budget is queue time.
                                 result.start_s = monotonic_s() - t0
                             used_in, used_out, cost = await self._llm_attempt(
@@ -536,7 +541,7 @@ class Executor:
         _safe_attrs(span, attrs)
         if result.status != "ok":
             _safe_status(span, Status(StatusCode.ERROR, result.error_type or result.status))
-        span.end(end_time=now_ns())
+        _safe_end(span)
         if self.metrics is not None and result.ready_s is not None and result.end_s is not None:
             self.metrics.step_finished(
                 self.scenario.name,
@@ -609,7 +614,7 @@ class Executor:
         except asyncio.CancelledError:
             _safe_attrs(span, {"error.type": "cancelled"})
             _safe_status(span, Status(StatusCode.ERROR, "cancelled"))
-            span.end(end_time=now_ns())
+            _safe_end(span)
             raise
         except Exception as exc:  # a provider bug fails the attempt, not the run
             _log.exception("provider %s raised unexpectedly", provider.name)
@@ -642,7 +647,7 @@ class Executor:
         if self.telemetry.capture_content and response.content is not None:
             attrs["gen_ai.output.messages"] = response.content
         _safe_attrs(span, attrs)
-        span.end(end_time=now_ns())
+        _safe_end(span)
         if self.metrics is not None:
             self.metrics.llm_attempt(
                 provider.name,
@@ -666,7 +671,7 @@ class Executor:
     ) -> None:
         _safe_attrs(span, {"error.type": exc.error_type})
         _safe_status(span, Status(StatusCode.ERROR, exc.what))
-        span.end(end_time=now_ns())
+        _safe_end(span)
         if self.metrics is not None:
             self.metrics.llm_attempt(
                 provider, model, monotonic_s() - started, 0, 0, exc.error_type, trace_id
@@ -703,27 +708,27 @@ class Executor:
             )
             _safe_attrs(span, {"error.type": "timeout"})
             _safe_status(span, Status(StatusCode.ERROR, err.what))
-            span.end(end_time=now_ns())
+            _safe_end(span)
             raise err from None
         except ProviderError as exc:
             _safe_attrs(span, {"error.type": exc.error_type})
             _safe_status(span, Status(StatusCode.ERROR, exc.what))
-            span.end(end_time=now_ns())
+            _safe_end(span)
             raise
         except asyncio.CancelledError:
             _safe_attrs(span, {"error.type": "cancelled"})
-            span.end(end_time=now_ns())
+            _safe_end(span)
             raise
         except Exception as exc:  # a tool bug fails the attempt, not the run
             _log.exception("tool %s raised unexpectedly", step.tool_name)
             _safe_attrs(span, {"error.type": type(exc).__name__})
             _safe_status(span, Status(StatusCode.ERROR, str(exc)))
-            span.end(end_time=now_ns())
+            _safe_end(span)
             raise ProviderError(
                 f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__, retryable=False
             ) from exc
         _safe_attrs(span, {"parabench.cost_usd": step.cost_usd})
-        span.end(end_time=now_ns())
+        _safe_end(span)
 
     def _record_branches(self, plan: Plan, results: dict[str, StepResult]) -> None:
         """Live ``branch_saved``/``branch_extra_cost`` metrics for a completed run."""
@@ -773,6 +778,13 @@ def _safe_status(span: Span, status: Status) -> None:
         span.set_status(status)
     except Exception:
         _log.exception("dropping span status")
+
+
+def _safe_end(span: Span) -> None:
+    try:
+        span.end(end_time=now_ns())
+    except Exception:  # a failing span processor must not end the run
+        _log.exception("dropping a span end")
 
 
 def _safe_event(span: Span, name: str, attrs: dict[str, Any]) -> None:

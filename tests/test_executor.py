@@ -218,6 +218,28 @@ class TestSchedulingEfficiency:
             assert replayed.makespan / run.e2e_ms >= 0.97
 
 
+class TestQueueAndPriority:
+    """Queue time is contention only, and step spans carry the scheduling priority."""
+
+    def test_sequential_steps_record_no_queue_time(self, record):
+        """In a sequential run a step's turn is not a queue: queue_ms is exactly 0."""
+        rec = record(load_scenario("research_assistant"), [("sequential", 1, 0)])
+        steps = steps_table(rec.spans)
+        assert len(steps) == 5
+        assert (steps.queue_ms == 0).all()
+
+    def test_step_spans_carry_the_executor_priority(self, record):
+        """Each step span records its bottom level at median durations, in seconds."""
+        scenario = load_scenario("research_assistant")
+        plan = scenario.plan("parallel_capped")
+        medians = {sid: plan.median_duration_s(s) for sid, s in plan.steps.items()}
+        expected = dag.bottom_levels(plan.deps, medians)
+        rec = record(scenario, [("parallel_capped", 1, 0)])
+        steps = steps_table(rec.spans)
+        got = dict(zip(steps.step_id, steps.priority_s, strict=True))
+        assert got == pytest.approx(expected)
+
+
 class TestTheory:
     """Measured runs agree with the scenario's theory."""
 
@@ -313,16 +335,34 @@ class _RaisingProcessor(SpanProcessor):
 class TestRunErrors:
     """A run that breaks says so instead of hanging its caller."""
 
-    def test_error_inside_the_run_surfaces(self):
-        """An exception that kills the run task is raised from ``Executor.run``."""
+    def test_raising_span_processor_does_not_end_the_run(self):
+        """A span processor that raises on every span end leaves the run completed."""
         telemetry = Telemetry(otlp_from_env=False)
         telemetry.provider.add_span_processor(_RaisingProcessor())
         executor = Executor(
             load_scenario("research_assistant"), telemetry=telemetry, time_scale=0.01
         )
 
+        async def main() -> str:
+            result = await asyncio.wait_for(executor.run("parallel", seed=0), timeout=10)
+            return result.outcome
+
+        assert asyncio.run(main()) == "completed"
+
+    def test_error_inside_the_run_surfaces(self):
+        """An exception that kills the run task is raised from ``Executor.run``."""
+
+        class BrokenScheduler(Executor):
+            async def _schedule(self, *args: object, **kwargs: object) -> None:
+                raise RuntimeError("scheduler bug")
+
+        telemetry = Telemetry(otlp_from_env=False)
+        executor = BrokenScheduler(
+            load_scenario("research_assistant"), telemetry=telemetry, time_scale=0.01
+        )
+
         async def main() -> None:
-            with pytest.raises(RuntimeError, match="processor bug"):
+            with pytest.raises(RuntimeError, match="scheduler bug"):
                 await asyncio.wait_for(executor.run("parallel", seed=0), timeout=10)
 
         asyncio.run(main())

@@ -47,6 +47,7 @@ STEP_COLUMNS = [
     "cost_usd",
     "input_tokens",
     "output_tokens",
+    "priority_s",
 ]
 
 
@@ -144,6 +145,7 @@ def steps_table(spans: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.Dat
                 "cost_usd": float(attrs.get("parabench.cost_usd", 0.0)),
                 "input_tokens": int(attrs.get("gen_ai.usage.input_tokens", 0)),
                 "output_tokens": int(attrs.get("gen_ai.usage.output_tokens", 0)),
+                "priority_s": float(attrs.get("parabench.step.priority_s", np.nan)),
             }
         )
     return pd.DataFrame(rows, columns=STEP_COLUMNS)

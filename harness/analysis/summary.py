@@ -61,7 +61,12 @@ def efficiency_table(runs: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
         service = dict(zip(group.step_id, group.service_ms, strict=True))
         cap = _cap(run.mode, run.max_concurrency)
         bound = dag.lower_bound(deps, service, cap)
-        replayed = dag.replay(deps, service, cap, order=list(deps) if cap == 1 else None).makespan
+        # Replay with the executor's own policy: its recorded priorities when present.
+        order = list(group.sort_values("start_ms").step_id)
+        priority = None
+        if cap != 1 and group.priority_s.notna().all():
+            priority = dict(zip(group.step_id, group.priority_s, strict=True))
+        replayed = dag.replay(deps, service, cap, order=order, priority=priority).makespan
         rows.append(
             {
                 "trace_id": run.trace_id,
