@@ -644,6 +644,8 @@ class Executor:
             attrs["gen_ai.response.time_to_first_chunk"] = response.ttft_s
         if cost is None:
             attrs["parabench.cost.unpriced"] = True
+        if not response.usage_reported:
+            attrs["parabench.usage.estimated"] = True
         if self.telemetry.capture_content and response.content is not None:
             attrs["gen_ai.output.messages"] = response.content
         _safe_attrs(span, attrs)

@@ -40,6 +40,8 @@ class LlmResponse:
     ttft_s: float | None
     finish_reason: str = "stop"
     content: str | None = None
+    #: False when the endpoint sent no usage and the requested counts stand in for it.
+    usage_reported: bool = True
 
 
 class LlmProvider(Protocol):

@@ -201,11 +201,11 @@ class OpenAICompatProvider:
                 error_type=kind,
             ) from None
         if usage is None:
-            # The endpoint ignored include_usage: record what was asked, flagged by the caller.
-            return LlmResponse(model, call.input_tokens, call.output_tokens, ttft_s, finish)
-        return LlmResponse(
-            model, usage.prompt_tokens, usage.completion_tokens, ttft_s, finish
-        )
+            # The endpoint ignored include_usage: record what was asked, flagged as estimated.
+            return LlmResponse(
+                model, call.input_tokens, call.output_tokens, ttft_s, finish, usage_reported=False
+            )
+        return LlmResponse(model, usage.prompt_tokens, usage.completion_tokens, ttft_s, finish)
 
     async def aclose(self) -> None:
         await self._client.close()
