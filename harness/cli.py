@@ -183,6 +183,108 @@ def run(
         raise typer.Exit(130)
 
 
+@app.command()
+def simulator(
+    config: Annotated[
+        str | None, typer.Option(help="SimulatorConfig as inline JSON or a JSON file.")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: a free one).")] = 8001,
+    time_scale: Annotated[
+        float | None, typer.Option("--time-scale", min=0.0, help="Multiplier on every sleep.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of fault draws.")] = None,
+    rpm_limit: Annotated[
+        float | None, typer.Option("--rpm", min=0.001, help="Requests per minute per model.")
+    ] = None,
+    tpm_limit: Annotated[
+        float | None, typer.Option("--tpm", min=0.001, help="Tokens per minute per model.")
+    ] = None,
+    error_rate: Annotated[
+        float | None, typer.Option("--error-rate", min=0.0, max=1.0, help="Share answered 500.")
+    ] = None,
+    disconnect_rate: Annotated[
+        float | None,
+        typer.Option("--disconnect-rate", min=0.0, max=1.0, help="Share dropped mid-answer."),
+    ] = None,
+) -> None:
+    """Serve the OpenAI-compatible simulated LLM provider (loopback by default)."""
+    import os
+
+    from harness.simulator import load_config, run_simulator
+
+    try:
+        sim_config = load_config(
+            config,
+            host=host,
+            port=port,
+            time_scale=time_scale,
+            seed=seed,
+            rpm_limit=rpm_limit,
+            tpm_limit=tpm_limit,
+            error_500_rate=error_rate,
+            disconnect_rate=disconnect_rate,
+            api_key=os.environ.get("PARABENCH_SIMULATOR_API_KEY") or None,
+        )
+        run_simulator(sim_config)
+    except ParabenchError as exc:
+        _fail(exc)
+
+
+@app.command()
+def serve(
+    config: Annotated[
+        str | None, typer.Option(help="ServiceConfig as inline JSON or a JSON file.")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="TCP port (8000).")] = None,
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option("--scenario", "-s", help="Scenario to serve (repeatable; default: bundled)."),
+    ] = None,
+    provider: Annotated[
+        str | None, typer.Option(help="simulated (default), simulator or openai.")
+    ] = None,
+    base_url: Annotated[str | None, typer.Option(help="Endpoint for --provider openai.")] = None,
+    time_scale: Annotated[
+        float | None, typer.Option("--time-scale", min=1e-4, help="Multiplier on every wait.")
+    ] = None,
+    spans: Annotated[
+        Path | None, typer.Option(help="Write spans here (default: reports/serve-<time>/).")
+    ] = None,
+    no_spans: Annotated[bool, typer.Option("--no-spans", help="Write no span file.")] = False,
+    max_in_flight: Annotated[
+        int | None, typer.Option(min=1, help="Runs at once before answering 503.")
+    ] = None,
+) -> None:
+    """Serve the agent service: POST /v1/runs streams cards as Server-Sent Events."""
+    import os
+
+    from harness.service import load_config, run_service
+
+    spans_path = None if no_spans else (spans or _default_out("serve") / "spans.jsonl")
+    provider_settings: dict[str, object] = {}
+    if provider is not None:
+        provider_settings["kind"] = provider
+    if base_url is not None:
+        provider_settings["base_url"] = base_url
+    try:
+        service_config = load_config(
+            config,
+            host=host,
+            port=port,
+            scenarios=tuple(scenario) if scenario else None,
+            provider=provider_settings or None,
+            time_scale=time_scale,
+            spans_path=spans_path,
+            max_in_flight=max_in_flight,
+            api_key=os.environ.get("PARABENCH_API_KEY") or None,
+        )
+        run_service(service_config)
+    except ParabenchError as exc:
+        _fail(exc)
+
+
 def _fmt_ms(value: float | None, scale: float) -> str:
     if value is None:
         return "–"
