@@ -116,10 +116,17 @@ class RetryPolicy:
     base_s: float = 0.5
     max_s: float = 20.0
 
-    def delay_s(self, attempt: int, error: ProviderError, rng: random.Random) -> float:
+    def delay_s(
+        self, attempt: int, error: ProviderError, rng: random.Random, time_scale: float = 1.0
+    ) -> float:
+        """Real seconds to wait before the next attempt.
+
+        Our own backoff is in scenario time (scaled like every simulated wait); a
+        provider's Retry-After is real time already and is honoured as given.
+        """
         if isinstance(error, RateLimitedError) and error.retry_after_s is not None:
             return max(error.retry_after_s, 0.0)
-        return rng.uniform(0, min(self.max_s, self.base_s * 2**attempt))
+        return rng.uniform(0, min(self.max_s, self.base_s * 2**attempt)) * time_scale
 
 
 class Executor:
@@ -507,7 +514,7 @@ class Executor:
                     if not exc.retryable or attempt + 1 >= step.max_attempts:
                         break
                     await asyncio.sleep(
-                        self.retry.delay_s(attempt, exc, backoff_rng) * self.time_scale
+                        self.retry.delay_s(attempt, exc, backoff_rng, self.time_scale)
                     )
         except asyncio.CancelledError:
             status, error_type = "cancelled", "cancelled"
