@@ -20,14 +20,14 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from harness.errors import ConfigError
 from harness.providers.config import ProviderConfig
 from harness.scenario import Scenario, bundled_scenarios, load_scenario
+from harness.settings import load_json_settings
 
 __all__ = ["DEFAULT_PAGE_SCENARIO", "ServiceConfig", "load_config", "load_service_scenarios"]
 
@@ -77,48 +77,14 @@ def load_config(source: str | None = None, **overrides: object) -> ServiceConfig
     Overrides set to None are ignored, so command-line options left unset keep
     the file's value. Raises ``ConfigError`` naming the field and its problem.
     """
-    data: dict[str, object] = {}
-    where = "--config"
-    if source:
-        text = source
-        if not source.lstrip().startswith("{"):
-            where = source
-            try:
-                text = Path(source).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot read the service config: {exc.strerror}",
-                    where=source,
-                    fix="pass an existing JSON file or an inline JSON object",
-                ) from exc
-        try:
-            loaded = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"the service config is not valid JSON: {exc.msg} (line {exc.lineno})",
-                where=where,
-                fix="write one JSON object with ServiceConfig fields",
-            ) from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(
-                "the service config must be a JSON object",
-                where=where,
-                fix='wrap the settings in {...}, e.g. {"port": 8000}',
-            )
-        data.update(loaded)
-    data.update({key: value for key, value in overrides.items() if value is not None})
-    try:
-        return ServiceConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'config'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise ConfigError(
-            f"invalid service config: {problems}",
-            where=where,
-            fix="see harness.service.ServiceConfig for the fields and their ranges",
-        ) from exc
+    return load_json_settings(
+        ServiceConfig,
+        source,
+        overrides,
+        what="service",
+        example='{"port": 8000}',
+        reference="harness.service.ServiceConfig",
+    )
 
 
 def _scenario_files(directory: Path) -> list[Path]:

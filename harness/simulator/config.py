@@ -15,13 +15,10 @@ so a typo in a config file fails loudly instead of being ignored::
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-
-from harness.errors import ConfigError
 from harness.latency import DEFAULT_PROFILES, LatencyProfile, profile_for
+from harness.settings import load_json_settings
 
 __all__ = ["FAULT_KINDS", "SimulatorConfig", "load_config"]
 
@@ -124,45 +121,11 @@ def load_config(source: str | None = None, **overrides: object) -> SimulatorConf
     of a file holding one; None starts from the defaults. Overrides set to
     None are ignored, so command-line options left unset keep the file's value.
     """
-    data: dict[str, object] = {}
-    if source:
-        text = source
-        where = "--config"
-        if not source.lstrip().startswith("{"):
-            where = source
-            try:
-                text = Path(source).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot read the simulator config: {exc.strerror}",
-                    where=source,
-                    fix="pass an existing JSON file or an inline JSON object",
-                ) from exc
-        try:
-            loaded = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"the simulator config is not valid JSON: {exc.msg} (line {exc.lineno})",
-                where=where,
-                fix="write one JSON object with SimulatorConfig fields",
-            ) from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(
-                "the simulator config must be a JSON object",
-                where=where,
-                fix='wrap the settings in {...}, e.g. {"time_scale": 0.1}',
-            )
-        data.update(loaded)
-    data.update({key: value for key, value in overrides.items() if value is not None})
-    try:
-        return SimulatorConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'config'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise ConfigError(
-            f"invalid simulator config: {problems}",
-            where=source if source and not source.lstrip().startswith("{") else "--config",
-            fix="see harness.simulator.SimulatorConfig for the fields and their ranges",
-        ) from exc
+    return load_json_settings(
+        SimulatorConfig,
+        source,
+        overrides,
+        what="simulator",
+        example='{"time_scale": 0.1}',
+        reference="harness.simulator.SimulatorConfig",
+    )

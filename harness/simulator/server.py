@@ -19,24 +19,25 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import sys
-import threading
-import time
-from types import TracebackType
 
 import uvicorn
 from starlette.applications import Starlette
-from uvicorn.config import LOGGING_CONFIG
+from starlette.types import ASGIApp
 
-from harness.errors import ConfigError, ParabenchError
+from harness.errors import ParabenchError
+from harness.serving import (
+    BackgroundServer,
+    bind_socket,
+    socket_url,
+    uvicorn_config,
+    warn_unless_loopback,
+)
 from harness.simulator.app import SimulatedDisconnect, create_app
 from harness.simulator.config import SimulatorConfig, load_config
 from harness.simulator.state import SimulatorState
 
 __all__ = ["SimulatorServer", "main", "run_simulator"]
-
-_BACKLOG = 4096
 
 
 class _DropSimulatedDisconnects(logging.Filter):
@@ -52,52 +53,7 @@ def _quiet_simulated_disconnects() -> None:
         logger.addFilter(_DropSimulatedDisconnects())
 
 
-def _bind(config: SimulatorConfig) -> socket.socket:
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    # proto must say TCP: asyncio turns Nagle off (TCP_NODELAY) only for sockets that
-    # do, and with Nagle on, a header write then a body write stalls on delayed ACKs (40 ms).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((config.host, config.port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"cannot listen on {config.host}:{config.port}: {exc.strerror}",
-            where="simulator host/port",
-            fix="pick another port, or port 0 for a free one",
-        ) from exc
-    sock.listen(_BACKLOG)
-    sock.setblocking(False)
-    return sock
-
-
-def _uvicorn_config(app: Starlette, *, log: bool) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        loop="asyncio",
-        http="h11",
-        ws="none",
-        lifespan="off",
-        # None leaves the process's logging alone (tests, embedding); the CLI wants uvicorn's.
-        log_config=LOGGING_CONFIG if log else None,
-        log_level="warning",
-        access_log=False,
-        backlog=_BACKLOG,
-        timeout_keep_alive=30,
-        # A hung request must not hold shutdown for its whole hang.
-        timeout_graceful_shutdown=2,
-    )
-
-
-def _url(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
-
-
-class SimulatorServer:
+class SimulatorServer(BackgroundServer[SimulatorConfig]):
     """The simulator served by uvicorn on a background thread.
 
     ``url`` is the OpenAI base URL (``http://127.0.0.1:PORT/v1``) once
@@ -105,20 +61,17 @@ class SimulatorServer:
     outcomes). Use as a context manager, or call ``start()`` and ``stop()``.
     """
 
+    name = "simulator"
+    lifespan = "off"
+
     def __init__(self, config: SimulatorConfig | None = None) -> None:
-        self.config = config or SimulatorConfig()
-        self._socket: socket.socket | None = None
+        super().__init__(config or SimulatorConfig())
         self._app: Starlette | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
 
     @property
     def base_url(self) -> str:
         """``http://HOST:PORT`` without the ``/v1`` prefix."""
-        if self._socket is None:
-            raise RuntimeError("the simulator is not running; call start() first")
-        return _url(self._socket)
+        return self._base_url
 
     @property
     def url(self) -> str:
@@ -126,73 +79,22 @@ class SimulatorServer:
         return self.base_url + "/v1"
 
     @property
-    def port(self) -> int:
-        """The TCP port actually bound."""
-        if self._socket is None:
-            raise RuntimeError("the simulator is not running; call start() first")
-        return int(self._socket.getsockname()[1])
-
-    @property
     def state(self) -> SimulatorState:
         """The app's shared state: in-flight counts per model, outcomes, the config."""
         if self._app is None:
-            raise RuntimeError("the simulator is not running; call start() first")
+            raise self._not_running()
         state: SimulatorState = self._app.state.simulator
         return state
 
-    def start(self, timeout_s: float = 10.0) -> SimulatorServer:
-        """Bind, start serving in a daemon thread, and return once it accepts requests."""
-        if self._thread is not None:
-            raise RuntimeError("the simulator is already running")
+    def _prepare(self) -> ASGIApp:
         _quiet_simulated_disconnects()
-        self._socket = _bind(self.config)
+        # Kept after stop(), so ``state`` still tells what the run did.
         self._app = create_app(self.config)
-        self._server = uvicorn.Server(_uvicorn_config(self._app, log=False))
-        self._thread = threading.Thread(target=self._run, name="parabench-simulator", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if self._error is not None or not self._thread.is_alive():
-                self.stop()
-                raise RuntimeError(f"the simulator failed to start: {self._error!r}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the simulator did not start within {timeout_s} s")
-            time.sleep(0.005)
-        return self
-
-    def _run(self) -> None:
-        assert self._server is not None and self._socket is not None
-        try:
-            self._server.run(sockets=[self._socket])
-        except BaseException as exc:  # reported by start(); a thread has nobody else to tell
-            self._error = exc
+        return self._app
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop serving: finish or cancel open requests, close the socket, join the thread."""
-        server, thread, sock = self._server, self._thread, self._socket
-        if server is not None:
-            server.should_exit = True
-        if thread is not None:
-            thread.join(timeout_s)
-            if thread.is_alive() and server is not None:
-                server.force_exit = True
-                thread.join(timeout_s)
-        if sock is not None:
-            sock.close()
-        self._server = self._thread = self._socket = None
-
-    def __enter__(self) -> SimulatorServer:
-        # Already started (``with SimulatorServer(config).start() as server``) is fine too.
-        return self if self._thread is not None else self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().stop(timeout_s)
 
 
 def run_simulator(config: SimulatorConfig | None = None) -> None:
@@ -202,12 +104,12 @@ def run_simulator(config: SimulatorConfig | None = None) -> None:
     """
     config = config or SimulatorConfig()
     _quiet_simulated_disconnects()
-    sock = _bind(config)
+    sock = bind_socket(config.host, config.port, what="simulator")
     try:
-        print(f"parabench simulator listening on {_url(sock)}/v1", flush=True)
-        if config.host not in ("127.0.0.1", "::1", "localhost"):
-            print(f"warning: bound to {config.host}, not loopback only", file=sys.stderr)
-        uvicorn.Server(_uvicorn_config(create_app(config), log=True)).run(sockets=[sock])
+        print(f"parabench simulator listening on {socket_url(sock)}/v1", flush=True)
+        warn_unless_loopback(config.host)
+        app = create_app(config)
+        uvicorn.Server(uvicorn_config(app, log=True, lifespan="off")).run(sockets=[sock])
     except KeyboardInterrupt:
         pass  # uvicorn already shut down gracefully; Ctrl-C is how this command ends
     finally:
