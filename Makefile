@@ -18,8 +18,9 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/parabench run research_assistant --runs 10 --time-scale 0.1
 
-## Every test, after lint and type checks.
+## Every test, after lint and type checks (system packages first: promtool, chromium).
 test: $(STAMP)
+	bash scripts/setup-system.sh
 	$(BIN)/ruff check harness tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
