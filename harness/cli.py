@@ -285,6 +285,81 @@ def serve(
         _fail(exc)
 
 
+@app.command()
+def load(
+    host: Annotated[str, typer.Option(help="The agent service, e.g. http://127.0.0.1:8000.")],
+    scenario: Annotated[str, typer.Option(help="Scenario the service runs.")] = (
+        "research_assistant"
+    ),
+    variant: Annotated[
+        list[str] | None,
+        typer.Option("--variant", "-v", help="Variant, or name:weight (repeatable)."),
+    ] = None,
+    users: Annotated[int, typer.Option("--users", "-u", min=1, help="Concurrent users.")] = 10,
+    spawn_rate: Annotated[
+        float | None, typer.Option("--spawn-rate", "-r", min=0.001, help="Users started per s.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", "-t", min=0.1, help="Seconds of load.")
+    ] = 30.0,
+    shape: Annotated[str, typer.Option(help="constant, step or sweep.")] = "constant",
+    levels: Annotated[
+        str | None, typer.Option(help="Sweep levels, e.g. 1,2,4,8 (with --shape sweep).")
+    ] = None,
+    hold: Annotated[
+        float | None, typer.Option(min=0.1, help="Seconds per step or sweep level.")
+    ] = None,
+    step_users: Annotated[
+        int | None, typer.Option(min=1, help="Users added per step (with --shape step).")
+    ] = None,
+    processes: Annotated[
+        int, typer.Option(min=-1, help="Local Locust worker processes (-1: one per CPU).")
+    ] = 0,
+    expect_workers: Annotated[
+        int, typer.Option(min=0, help="Be the master of this many workers on other machines.")
+    ] = 0,
+    master_bind_port: Annotated[int, typer.Option(min=1, max=65535)] = 5557,
+    seed: Annotated[int | None, typer.Option(help="Seed sent with every run.")] = None,
+    stop_timeout: Annotated[
+        float, typer.Option(min=0.0, help="Seconds runs in flight may finish after the end.")
+    ] = 30.0,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output directory (default: reports/load-<time>)."),
+    ] = None,
+) -> None:
+    """Drive a running agent service with Locust; write raw samples and Locust's reports."""
+    from harness.load import LoadOptions, print_summary, run_load
+    from harness.load.shapes import parse_levels
+
+    try:
+        options = LoadOptions(
+            host=host,
+            scenario=scenario,
+            variants=tuple(variant or ("parallel",)),
+            users=users,
+            spawn_rate=spawn_rate,
+            duration_s=duration,
+            shape=shape,
+            levels=parse_levels(levels) if levels else None,
+            hold_s=hold,
+            step_users=step_users,
+            processes=processes,
+            expect_workers=expect_workers,
+            master_bind_port=master_bind_port,
+            seed=seed,
+            out_dir=out,
+            stop_timeout_s=stop_timeout,
+        )
+        result = run_load(options)
+    except ParabenchError as exc:
+        _fail(exc)
+    print_summary(result, console)
+    if result.interrupted:
+        err_console.print("[yellow]interrupted:[/] the summary covers the runs that finished")
+        raise typer.Exit(130)
+
+
 def _fmt_ms(value: float | None, scale: float) -> str:
     if value is None:
         return "–"

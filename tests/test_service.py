@@ -20,9 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.errors import ConfigError
 from harness.scenario import load_scenario
-from harness.service import ServiceConfig, ServiceServer, SseParser
+from harness.service import ServiceConfig, ServiceServer
 from harness.service.config import load_config
-from harness.service.sse import ServerSentEvent
+from harness.sse import SseEvent, SseParser
 
 ROOT = Path(__file__).resolve().parents[1]
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -64,10 +64,10 @@ def service(serve: Callable[..., ServiceServer]) -> ServiceServer:
 
 def run_events(
     url: str, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> tuple[httpx.Response, list[ServerSentEvent], SseParser]:
+) -> tuple[httpx.Response, list[SseEvent], SseParser]:
     """POST a run and parse the whole event stream."""
     parser = SseParser()
-    events: list[ServerSentEvent] = []
+    events: list[SseEvent] = []
     with httpx.stream(
         "POST", f"{url}/v1/runs", json=body, headers=headers, timeout=TIMEOUT
     ) as response:
@@ -517,7 +517,7 @@ class TestDisconnect:
         """A client that closes mid-stream cancels its run: outcome cancelled, nothing in flight."""
         body = {"scenario": "research_assistant", "variant": "sequential"}  # ≈ 1.2 s
         parser = SseParser()
-        seen: list[ServerSentEvent] = []
+        seen: list[SseEvent] = []
         left_at = time.perf_counter()
         with httpx.stream("POST", f"{service.url}/v1/runs", json=body, timeout=TIMEOUT) as response:
             for chunk in response.iter_raw():
@@ -561,7 +561,7 @@ class TestShutdown:
     ) -> None:
         """Stopping ends an open stream at once with run.failed and records its run cancelled."""
         service = serve(time_scale=1.0)  # a 25 s run: it cannot finish by itself
-        events: list[ServerSentEvent] = []
+        events: list[SseEvent] = []
         parser = SseParser()
         with httpx.stream(
             "POST",

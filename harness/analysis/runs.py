@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.measures import speed_index
+
 __all__ = ["RUN_COLUMNS", "STEP_COLUMNS", "runs_table", "speed_index_s", "steps_table"]
 
 RUN_COLUMNS = [
@@ -52,19 +54,8 @@ STEP_COLUMNS = [
 
 
 def speed_index_s(card_times_s: list[float]) -> float | None:
-    """∫ (1 − share of cards shown) dt from request to last card.
-
-    All 5 cards at 10 s → 10 s; one every 2 s → 6 s. ``None`` without cards.
-    """
-    if not card_times_s:
-        return None
-    times = sorted(max(t, 0.0) for t in card_times_s)
-    n = len(times)
-    total, prev = 0.0, 0.0
-    for k, t in enumerate(times):
-        total += (1 - k / n) * (t - prev)
-        prev = t
-    return total
+    """The speed index of card times in seconds (see ``harness.measures.speed_index``)."""
+    return speed_index(card_times_s)
 
 
 def _ms(ns: float) -> float:

@@ -10,13 +10,13 @@ trade-off. The event contract is documented in ``harness.service.sse``::
     with ServiceServer(ServiceConfig(port=0, time_scale=0.05)) as server:
         with httpx.stream("POST", f"{server.url}/v1/runs",
                           json={"scenario": "research_assistant", "variant": "parallel"}) as r:
-            parser = SseParser()
+            parser = harness.sse.SseParser()
             for chunk in r.iter_raw():
                 for event in parser.feed(chunk):
                     print(event.event, event.json())
 
-Modules: ``config`` (settings), ``sse`` (the event contract, encoder and
-parser), ``state`` (scenarios, executors, provider, telemetry), ``runs``
+Modules: ``config`` (settings), ``sse`` (the event contract and encoder;
+the parser is ``harness.sse``), ``state`` (scenarios, executors, provider, telemetry), ``runs``
 (``POST /v1/runs``), ``app`` (the ASGI app), ``server`` (threaded server,
 foreground command). The server stack loads only when ``create_app``,
 ``ServiceServer`` or ``run_service`` is first used, so a client can import
@@ -28,17 +28,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from harness.service.config import ServiceConfig, load_config
-from harness.service.sse import ServerSentEvent, SseParser
 
 if TYPE_CHECKING:
     from harness.service.app import create_app
     from harness.service.server import ServiceServer, run_service
 
 __all__ = [
-    "ServerSentEvent",
     "ServiceConfig",
     "ServiceServer",
-    "SseParser",
     "create_app",
     "load_config",
     "run_service",

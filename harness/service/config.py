@@ -66,6 +66,13 @@ class ServiceConfig(BaseModel):
     # A SecretStr, so the key never shows in a repr or a log line.
     api_key: SecretStr | None = Field(None, description="bearer token required on /v1/* when set")
     max_body_bytes: int = Field(64 * 1024, ge=1, description="larger request bodies get 413")
+    gc_threshold: int | None = Field(
+        50_000,
+        ge=1,
+        description="generation-0 garbage-collection threshold of a `parabench serve` process "
+        "(None: Python's default, 700); thousands of live runs make frequent collections "
+        "the service's main source of added latency (docs/benchmarks.md)",
+    )
     seed: int = Field(
         0, ge=0, le=0xFFFFFFFF, description="seed of runs whose request names no seed"
     )

@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,13 +190,29 @@ class RunsEndpoint:
             await send_json(send, error.status, error.body(), error.headers)
             return
         state.active_runs += 1  # no await since the check: admission cannot overshoot
+        released = False
+
+        def release() -> None:
+            # Once per run, as soon as the run is over: a lagging event loop must not
+            # keep finished runs counted (and turn new ones away with 503s).
+            nonlocal released
+            if not released:
+                released = True
+                state.active_runs -= 1
+
         try:
-            await self._stream(scope, headers, request, receive, send)
+            await self._stream(scope, headers, request, receive, send, release)
         finally:
-            state.active_runs -= 1
+            release()
 
     async def _stream(
-        self, scope: Scope, headers: Headers, request: RunRequest, receive: Receive, send: Send
+        self,
+        scope: Scope,
+        headers: Headers,
+        request: RunRequest,
+        receive: Receive,
+        send: Send,
+        release: Callable[[], None],
     ) -> None:
         state = self.state
         run_id = uuid.uuid4().hex
@@ -221,7 +237,7 @@ class RunsEndpoint:
         )
         trace_id = format(span.get_span_context().trace_id, "032x")
         pump = asyncio.create_task(
-            self._pump(request, run_id, trace_id, trace.set_span_in_context(span), send)
+            self._pump(request, run_id, trace_id, trace.set_span_in_context(span), send, release)
         )
         watcher = asyncio.create_task(_until_disconnect(receive))
         state.streams.add(pump)
@@ -246,11 +262,17 @@ class RunsEndpoint:
             raise error  # a broken send: let the server log it and close the connection
 
     async def _pump(
-        self, request: RunRequest, run_id: str, trace_id: str, parent: Any, send: Send
+        self,
+        request: RunRequest,
+        run_id: str,
+        trace_id: str,
+        parent: Any,
+        send: Send,
+        release: Callable[[], None],
     ) -> None:
         progress = _Progress(run_id, trace_id)
         try:
-            await self._events(request, parent, send, progress)
+            await self._events(request, parent, send, progress, release)
         except asyncio.CancelledError:
             if not self.state.shutting_down:
                 raise
@@ -261,7 +283,12 @@ class RunsEndpoint:
             await progress.fail(send, f"{type(exc).__name__}: {exc}")
 
     async def _events(
-        self, request: RunRequest, parent: Any, send: Send, progress: _Progress
+        self,
+        request: RunRequest,
+        parent: Any,
+        send: Send,
+        progress: _Progress,
+        release: Callable[[], None],
     ) -> None:
         state = self.state
         executor = state.executors[request.scenario]
@@ -295,6 +322,7 @@ class RunsEndpoint:
                     }
                     await _body(send, sse.encode_event(sse.CARD, data))
                 else:
+                    release()
                     await _body(send, _final(item), more=False)
                     return
 

@@ -16,6 +16,7 @@ do not depend on optional packages.
 
 from __future__ import annotations
 
+import gc
 import socket
 
 import uvicorn
@@ -101,6 +102,10 @@ def run_service(config: ServiceConfig | None = None) -> None:
     address is taken; returns normally after Ctrl-C.
     """
     config = config or ServiceConfig()
+    if config.gc_threshold is not None:
+        # The whole process is ours here (never in ServiceServer, which runs inside others).
+        _, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(config.gc_threshold, max(gen1, 20), max(gen2, 100))
     state = ServiceState(config)
     try:
         sock = bind_socket(config.host, config.port, what="service")

@@ -60,9 +60,7 @@ already going; ``Retry-After`` says when to try again — nothing is queued).
 
 from __future__ import annotations
 
-import codecs
 import json
-from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -73,8 +71,6 @@ __all__ = [
     "RUN_FAILED",
     "RUN_PARTIAL",
     "RUN_STARTED",
-    "ServerSentEvent",
-    "SseParser",
     "encode_event",
     "final_event_name",
 ]
@@ -101,95 +97,3 @@ def encode_event(event: str, data: dict[str, Any]) -> bytes:
     # json.dumps escapes control characters, so the payload never spans lines.
     payload = json.dumps(data, separators=(",", ":"), allow_nan=False)
     return f"event: {event}\ndata: {payload}\n\n".encode()
-
-
-@dataclass(frozen=True, slots=True)
-class ServerSentEvent:
-    """One dispatched event: its type (``message`` when unnamed), data and last id."""
-
-    event: str
-    data: str
-    id: str = ""
-
-    def json(self) -> Any:
-        """The data parsed as JSON (every event of this contract carries JSON)."""
-        return json.loads(self.data)
-
-
-class SseParser:
-    """An incremental parser of ``text/event-stream`` (the WHATWG algorithm).
-
-    Feed it bytes as they arrive, split anywhere — inside a line, between a CR
-    and its LF, inside a multi-byte UTF-8 character — and it returns each
-    event once its blank line has arrived. Comment lines are counted in
-    ``comments``, never returned.
-    """
-
-    def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buffer = ""
-        self._after_cr = False
-        self._first = True
-        self._event = ""
-        self._data: list[str] = []
-        self._last_id = ""
-        self.comments = 0
-
-    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        """Parse ``chunk``; return the events it completed, in order."""
-        text = self._decoder.decode(chunk)
-        if self._first and text:
-            self._first = False
-            text = text.removeprefix("\ufeff")
-        if self._after_cr and text.startswith("\n"):
-            text = text[1:]  # the LF of a CRLF split across chunks
-        self._after_cr = False
-        self._buffer += text
-        events: list[ServerSentEvent] = []
-        start = 0
-        buffer = self._buffer
-        while True:
-            cr = buffer.find("\r", start)
-            lf = buffer.find("\n", start)
-            if cr < 0 and lf < 0:
-                break
-            end = min(i for i in (cr, lf) if i >= 0)
-            line = buffer[start:end]
-            if buffer[end] == "\r":
-                if end + 1 < len(buffer):
-                    start = end + 2 if buffer[end + 1] == "\n" else end + 1
-                else:
-                    start = end + 1
-                    self._after_cr = True
-            else:
-                start = end + 1
-            event = self._line(line)
-            if event is not None:
-                events.append(event)
-        self._buffer = buffer[start:]
-        return events
-
-    def _line(self, line: str) -> ServerSentEvent | None:
-        if not line:
-            return self._dispatch()
-        if line.startswith(":"):
-            self.comments += 1
-            return None
-        name, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
-            value = value[1:]
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._data.append(value)
-        elif name == "id" and "\0" not in value:
-            self._last_id = value
-        # "retry" and unknown fields are ignored, as the standard says.
-        return None
-
-    def _dispatch(self) -> ServerSentEvent | None:
-        event, data = self._event, self._data
-        self._event, self._data = "", []
-        if not data:
-            return None
-        return ServerSentEvent(event or "message", "\n".join(data), self._last_id)
