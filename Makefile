@@ -35,6 +35,8 @@ typecheck: $(STAMP)
 ## Benchmarks (not part of the test run); figures go to docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/python bench/executor_efficiency.py --write-docs
+	$(BIN)/python bench/simulator_throughput.py --write-docs
+	$(BIN)/python bench/service_capacity.py --write-docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
