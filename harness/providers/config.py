@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import ConfigError
+from harness.latency import LatencyProfile
 from harness.providers.base import LlmProvider
 from harness.providers.limits import ClientLimiter
 from harness.providers.simulated import SimulatedProvider
 from harness.scenario import Scenario
 
-__all__ = ["ProviderConfig", "open_provider"]
+if TYPE_CHECKING:
+    from harness.simulator import SimulatorServer
+
+__all__ = ["ProviderConfig", "build_provider", "open_provider"]
 
 ProviderKind = Literal["simulated", "simulator", "openai"]
 
@@ -52,44 +56,62 @@ def _limiter(config: ProviderConfig) -> ClientLimiter | None:
     return ClientLimiter(config.max_in_flight, config.rpm_limit, config.tpm_limit)
 
 
-@contextlib.contextmanager
-def open_provider(
-    config: ProviderConfig, scenario: Scenario, *, time_scale: float = 1.0
-) -> Iterator[LlmProvider]:
-    """Build the provider (starting the HTTP simulator if asked) and clean up after.
+def build_provider(
+    config: ProviderConfig,
+    profiles: dict[str, LatencyProfile],
+    *,
+    time_scale: float = 1.0,
+) -> tuple[LlmProvider, SimulatorServer | None]:
+    """Build the provider; for kind ``simulator`` also start the HTTP simulator.
 
-    The provider's own connections are closed by the executor's owner (``aclose``),
-    inside the event loop that used them; this only stops what it started.
+    ``profiles`` are the scenario's latency overrides (the simulator serves them).
+    The caller stops the returned simulator when done (``open_provider`` does).
     """
     if config.kind == "simulated":
         if config.base_url:
             raise ConfigError(
-                "--base-url has no effect with the in-process simulated provider",
+                "a base URL has no effect with the in-process simulated provider",
                 where="provider",
-                fix="add --provider openai to call that endpoint",
+                fix="use the 'openai' provider kind (--provider openai) to call that endpoint",
             )
-        yield SimulatedProvider(scenario.latency_overrides)
-        return
+        return SimulatedProvider(profiles), None
     from harness.providers.openai_compat import OpenAICompatProvider
 
     if config.kind == "openai":
-        yield OpenAICompatProvider.from_env(
+        provider = OpenAICompatProvider.from_env(
             base_url=config.base_url,
             api_key_env=config.api_key_env,
             name=config.name,
             timeout_s=config.timeout_s,
             limiter=_limiter(config),
         )
-        return
+        return provider, None
     from harness.simulator import SimulatorConfig, SimulatorServer
 
-    sim_config = SimulatorConfig(time_scale=time_scale, profiles=scenario.latency_overrides)
-    with SimulatorServer(sim_config) as server:
-        yield OpenAICompatProvider(
-            base_url=server.url,
-            api_key="unused",
-            simulator=True,
-            name=config.name,
-            timeout_s=config.timeout_s,
-            limiter=_limiter(config),
-        )
+    server = SimulatorServer(SimulatorConfig(time_scale=time_scale, profiles=profiles)).start()
+    provider = OpenAICompatProvider(
+        base_url=server.url,
+        api_key="unused",
+        simulator=True,
+        name=config.name,
+        timeout_s=config.timeout_s,
+        limiter=_limiter(config),
+    )
+    return provider, server
+
+
+@contextlib.contextmanager
+def open_provider(
+    config: ProviderConfig, scenario: Scenario, *, time_scale: float = 1.0
+) -> Iterator[LlmProvider]:
+    """Build the provider (starting the HTTP simulator if asked) and stop what it started.
+
+    The provider's own connections are closed by the executor's owner (``aclose``),
+    inside the event loop that used them.
+    """
+    provider, server = build_provider(config, scenario.latency_overrides, time_scale=time_scale)
+    try:
+        yield provider
+    finally:
+        if server is not None:
+            server.stop()

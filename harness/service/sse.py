@@ -1,4 +1,4 @@
-"""The Server-Sent Events contract of ``POST /v1/runs``, its encoder and a parser.
+"""The Server-Sent Events contract of ``POST /v1/runs`` and its encoder.
 
 This is the contract between the agent service and its clients (the Locust
 user, the demo page). Names and fields are fixed; new fields may be added,
@@ -50,7 +50,7 @@ Errors are JSON, never a stream: ``{"error": {"message": "…", "field": "…",
 scenario or variant), 413 (body too large) or 503 (``max_in_flight`` runs
 already going; ``Retry-After`` says when to try again — nothing is queued).
 
-``SseParser`` parses such a stream incrementally, whatever the chunking::
+``harness.sse.SseParser`` parses such a stream incrementally, whatever the chunking::
 
     parser = SseParser()
     for chunk in response.iter_raw():

@@ -20,9 +20,7 @@ from harness.errors import ConfigError
 from harness.executor import Executor
 from harness.latency import LatencyProfile
 from harness.providers.base import LlmProvider
-from harness.providers.config import ProviderConfig
-from harness.providers.limits import ClientLimiter
-from harness.providers.simulated import SimulatedProvider
+from harness.providers.config import ProviderConfig, build_provider
 from harness.scenario import Scenario
 from harness.service.config import ServiceConfig, load_service_scenarios
 from harness.telemetry import Telemetry
@@ -77,12 +75,6 @@ def _merged_profiles(scenarios: dict[str, Scenario]) -> dict[str, LatencyProfile
     return merged
 
 
-def _limiter(config: ProviderConfig) -> ClientLimiter | None:
-    if not (config.max_in_flight or config.rpm_limit or config.tpm_limit):
-        return None
-    return ClientLimiter(config.max_in_flight, config.rpm_limit, config.tpm_limit)
-
-
 class ServiceState:
     """The service's long-lived parts; ``app.state.service`` in the ASGI app.
 
@@ -125,38 +117,10 @@ class ServiceState:
         self._expected_auth = f"Bearer {key}".encode() if key else None
 
     def _open_provider(self, config: ProviderConfig) -> LlmProvider:
-        if config.kind == "simulated":
-            if config.base_url:
-                raise ConfigError(
-                    "a base URL has no effect with the in-process simulated provider",
-                    where="provider",
-                    fix="use the 'openai' provider kind to call that endpoint",
-                )
-            return SimulatedProvider()
-        from harness.providers.openai_compat import OpenAICompatProvider
-
-        if config.kind == "openai":
-            return OpenAICompatProvider.from_env(
-                base_url=config.base_url,
-                api_key_env=config.api_key_env,
-                name=config.name,
-                timeout_s=config.timeout_s,
-                limiter=_limiter(config),
-            )
-        from harness.simulator import SimulatorConfig, SimulatorServer
-
-        sim_config = SimulatorConfig(
-            time_scale=self.config.time_scale, profiles=_merged_profiles(self.scenarios)
+        provider, self._simulator = build_provider(
+            config, _merged_profiles(self.scenarios), time_scale=self.config.time_scale
         )
-        self._simulator = SimulatorServer(sim_config).start()
-        return OpenAICompatProvider(
-            base_url=self._simulator.url,
-            api_key="unused",
-            simulator=True,
-            name=config.name,
-            timeout_s=config.timeout_s,
-            limiter=_limiter(config),
-        )
+        return provider
 
     @property
     def simulator_url(self) -> str | None:
