@@ -96,12 +96,13 @@ def run(
         typer.Option("--out", "-o", help="Output directory (default: reports/run-<time>)."),
     ] = None,
     provider: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="simulated (in process), simulator (built-in HTTP simulator on loopback, "
-            "official openai client) or openai (OPENAI_BASE_URL / --base-url, OPENAI_API_KEY)."
+            help="simulated (in process; the default), simulator (built-in HTTP simulator on "
+            "loopback, official openai client) or openai (OPENAI_BASE_URL / --base-url, "
+            "OPENAI_API_KEY). Overrides the scenario's provider: block."
         ),
-    ] = "simulated",
+    ] = None,
     base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible base URL (with --provider openai).")
     ] = None,
@@ -112,8 +113,9 @@ def run(
         float | None, typer.Option(min=0.001, help="Client-side requests-per-minute budget.")
     ] = None,
     timeout: Annotated[
-        float, typer.Option(min=0.001, help="Per-attempt timeout of HTTP LLM calls, seconds.")
-    ] = 60.0,
+        float | None,
+        typer.Option(min=0.001, help="Per-attempt timeout of HTTP LLM calls, s (default 60)."),
+    ] = None,
 ) -> None:
     """Run a scenario in process; write DIR/spans.jsonl and DIR/summary.json."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -133,18 +135,25 @@ def run(
                     where="--variant",
                     fix=f"use one of: {', '.join(loaded.variants)}",
                 )
-        if provider not in ("simulated", "simulator", "openai"):
+        if provider not in (None, "simulated", "simulator", "openai"):
             raise ParabenchError(
                 f"unknown provider '{provider}'",
                 where="--provider",
                 fix="use simulated, simulator or openai",
             )
-        provider_config = ProviderConfig(
-            kind=provider,
-            base_url=base_url,
-            timeout_s=timeout,
-            max_in_flight=max_in_flight,
-            rpm_limit=rpm,
+        # Command-line values win over the scenario's provider: block.
+        flags = {
+            "kind": provider,
+            "base_url": base_url,
+            "timeout_s": timeout,
+            "max_in_flight": max_in_flight,
+            "rpm_limit": rpm,
+        }
+        base = loaded.provider or ProviderConfig()
+        if provider is not None and provider != base.kind:
+            base = ProviderConfig()  # another kind of provider: the scenario's settings do not fit
+        provider_config = ProviderConfig.model_validate(
+            {**base.model_dump(), **{k: v for k, v in flags.items() if v is not None}}
         )
         llm = stack.enter_context(open_provider(provider_config, loaded, time_scale=time_scale))
     except ParabenchError as exc:

@@ -57,6 +57,7 @@ from harness import dag
 from harness.errors import ScenarioError
 from harness.latency import LatencyProfile, profile_for
 from harness.pricing import PriceOverride, known_price
+from harness.providers.base import ProviderConfig
 
 __all__ = [
     "BUNDLED_DIR",
@@ -397,6 +398,7 @@ class Scenario(BaseModel):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     steps: tuple[Step, ...] = Field(min_length=1)
     variants: dict[str, Variant] = Field(min_length=1)
+    provider: ProviderConfig | None = None
 
     _source: str = PrivateAttr("<memory>")
     _plans: dict[str, Plan] = PrivateAttr(default_factory=dict)

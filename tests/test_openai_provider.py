@@ -323,6 +323,59 @@ class TestRealEndpointConfig:
         assert not out.exists()
 
 
+class TestScenarioProviderConfig:
+    """A scenario's provider: block chooses the endpoint; flags override it."""
+
+    SCENARIO = """\
+name: remote
+provider: {kind: openai, base_url: "https://llm.example.com/v1"}
+steps:
+  - {id: a, kind: llm, model: gpt-4o-mini, input_tokens: 10, output_tokens: 10, card: true}
+variants:
+  sequential: {mode: sequential}
+"""
+
+    def _run(self, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        path = tmp_path / "remote.yaml"
+        path.write_text(self.SCENARIO, encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OTEL_"))}
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "run",
+                str(path),
+                "-n",
+                "1",
+                "--time-scale",
+                "0.01",
+                "--out",
+                str(tmp_path / "out"),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+
+    def test_scenario_endpoint_without_key_fails_early(self, tmp_path: Path) -> None:
+        """The scenario's remote endpoint with no key exits 2 before any run."""
+        proc = self._run(tmp_path)
+        assert proc.returncode == 2
+        assert "https://llm.example.com/v1" in proc.stderr
+        assert not (tmp_path / "out").exists()
+
+    def test_flag_overrides_scenario_provider(self, tmp_path: Path) -> None:
+        """--provider simulated wins over the scenario's block and the run completes."""
+        proc = self._run(tmp_path, "--provider", "simulated")
+        assert proc.returncode == 0, proc.stderr
+        spans, _ = read_spans(tmp_path / "out" / "spans.jsonl")
+        assert runs_table(spans).outcome.tolist() == ["completed"]
+
+
 class TestSimulatorProviderKind:
     """`--provider simulator` runs the job through the built-in HTTP simulator."""
 

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
-__all__ = ["LlmCall", "LlmProvider", "LlmResponse", "ToolCall", "ToolResult", "ToolRunner"]
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "LlmCall",
+    "LlmProvider",
+    "LlmResponse",
+    "ProviderConfig",
+    "ToolCall",
+    "ToolResult",
+    "ToolRunner",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +91,26 @@ class ToolRunner(Protocol):
     async def run(self, call: ToolCall) -> ToolResult:
         """Run one attempt; raise ``ProviderError`` when it fails."""
         ...
+
+
+ProviderKind = Literal["simulated", "simulator", "openai"]
+
+
+class ProviderConfig(BaseModel):
+    """Where llm steps go, and the client-side limits on the way.
+
+    Set under ``provider:`` in a scenario file, in a ``parabench serve``
+    config, or with ``parabench run --provider/--base-url/--max-in-flight/--rpm``
+    (command-line values win over the scenario's).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ProviderKind = "simulated"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    name: str | None = Field(None, description="gen_ai.provider.name to record")
+    timeout_s: float = Field(60.0, gt=0)
+    max_in_flight: int | None = Field(None, ge=1)
+    rpm_limit: float | None = Field(None, gt=0)
+    tpm_limit: float | None = Field(None, gt=0)

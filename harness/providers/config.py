@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING
 
 from harness.errors import ConfigError
 from harness.latency import LatencyProfile
-from harness.providers.base import LlmProvider
+from harness.providers.base import LlmProvider, ProviderConfig
 from harness.providers.limits import ClientLimiter
 from harness.providers.simulated import SimulatedProvider
 from harness.scenario import Scenario
@@ -31,23 +29,6 @@ if TYPE_CHECKING:
     from harness.simulator import SimulatorServer
 
 __all__ = ["ProviderConfig", "build_provider", "open_provider"]
-
-ProviderKind = Literal["simulated", "simulator", "openai"]
-
-
-class ProviderConfig(BaseModel):
-    """Where llm steps go, and the client-side limits on the way."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: ProviderKind = "simulated"
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    name: str | None = Field(None, description="gen_ai.provider.name to record")
-    timeout_s: float = Field(60.0, gt=0)
-    max_in_flight: int | None = Field(None, ge=1)
-    rpm_limit: float | None = Field(None, gt=0)
-    tpm_limit: float | None = Field(None, gt=0)
 
 
 def _limiter(config: ProviderConfig) -> ClientLimiter | None:
