@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -44,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import machine_facts
 from rich.console import Console
 from rich.table import Table
 
@@ -173,28 +172,6 @@ def summarize_variant(
         "passed": not problems,
         "problems": problems,
         "per_run": per_run,
-    }
-
-
-def machine() -> dict[str, str | int]:
-    """What the figures were measured on."""
-    try:
-        nproc = len(os.sched_getaffinity(0))  # what `nproc` prints
-    except AttributeError:
-        nproc = os.cpu_count() or 0
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "nproc": nproc,
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
     }
 
 
@@ -444,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": command,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "elapsed_s": elapsed,
-        "machine": machine(),
+        "machine": machine_facts(),
         "target": TARGET,
         "runs": args.runs,
         "time_scales": args.time_scale,

@@ -47,8 +47,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import platform
 import shlex
 import signal
 import subprocess
@@ -63,6 +61,7 @@ from typing import Any
 import numpy as np
 import psutil
 import yaml
+from _machine import machine_facts
 from rich.console import Console
 from rich.table import Table
 
@@ -336,25 +335,6 @@ def bottleneck(rows: list[dict[str, Any]]) -> str | None:
     )
 
 
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "nproc": nproc,
-        "cpu": cpu,
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
-    }
-
-
 def print_table(console: Console, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     table = Table(title=f"service capacity — bound {meta['bound_ms']:.1f} ms, tolerance 5 %")
     for col in ("users", "in flight", "runs/s", "runs", "not ok", "p50 ms", "÷bound",
@@ -570,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     cap, saturated, where = capacity(rows), first_saturated(rows), bottleneck(rows)
     meta = {
-        "machine": machine(),
+        "machine": machine_facts(),
         "time_scale": args.time_scale,
         "makespan_s": makespan_s,
         "bound_ms": bound_ms,

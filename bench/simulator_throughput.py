@@ -52,7 +52,6 @@ import datetime as dt
 import json
 import multiprocessing
 import os
-import platform
 import queue
 import shlex
 import statistics
@@ -67,6 +66,7 @@ from pathlib import Path
 import httpx2
 import openai
 import psutil
+from _machine import machine_facts
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "bench-model"
@@ -433,25 +433,6 @@ def table_row(r: LevelResult) -> str:
     )
 
 
-def machine_facts() -> dict[str, str]:
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "nproc": str(cores),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
-        "openai": openai.__version__,
-    }
-
-
 def verdict(results: list[LevelResult], target: float) -> list[str]:
     """Plain sentences: was the target met at the top level, and what limited each row."""
     top = max(r.concurrency for r in results)
@@ -532,7 +513,7 @@ def docs_section(
             "",
             *(f"- {line}" for line in findings),
             "",
-            f"- Machine: {facts['nproc']} CPUs ({facts['cpu_model']}), "
+            f"- Machine: {facts['nproc']} CPUs ({facts['cpu']}), "
             f"Python {facts['python']}, {facts['platform']}, openai {facts['openai']}",
             f"- Command: `{command}`",
             f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
@@ -598,9 +579,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(
         args.ttft_ms, args.itl_ms, args.output_tokens, args.chunk_tokens, args.rounds
     )
-    facts = machine_facts()
+    facts = {**machine_facts(), "openai": openai.__version__}
     process, url = start_simulator(settings)
-    print(f"simulator pid {process.pid} at {url}; {facts['nproc']} CPUs ({facts['cpu_model']})")
+    print(f"simulator pid {process.pid} at {url}; {facts['nproc']} CPUs ({facts['cpu']})")
     server = psutil.Process(process.pid)
     most_procs = max(level.procs for level in args.levels)
     pool = None
