@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from helpers import expectations
 
 DATA = Path(__file__).parent / "data"
 BAD_FILES = {p.stem: p for p in sorted((DATA / "bad_scenarios").glob("*.yaml"))}
@@ -40,18 +41,6 @@ def parabench(*args: str | Path, cwd: Path, module: bool = False) -> Result:
         env={**os.environ, "PYTHONIOENCODING": "utf-8", "NO_COLOR": "1"},
         check=False,
     )
-
-
-def expectations(path: Path) -> dict[str, str]:
-    """The ``# expect-<what>: <text>`` header lines a bad scenario file carries."""
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("#"):
-            break
-        if line.startswith("# expect-"):
-            key, _, value = line.removeprefix("# expect-").partition(": ")
-            out[key] = value
-    return out
 
 
 def assert_clean_failure(result: Result) -> None:

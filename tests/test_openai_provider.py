@@ -182,24 +182,24 @@ class TestRetries:
         ask = steps[steps.step_id == "ask"]
         assert ask.attempts.sum() == len(chats)
 
-    @pytest.mark.parametrize("simulator", [{"error_500_rate": 0.5, "seed": 7}], indirect=True)
-    def test_5xx_then_success(self, simulator: SimulatorServer, tmp_path: Path) -> None:
-        """A 500 gives a failed attempt span with error.type http_500, then a retry succeeds."""
+    @pytest.mark.parametrize(
+        ("simulator", "error_type"),
+        [
+            ({"error_500_rate": 0.5, "seed": 7}, "http_500"),
+            ({"disconnect_rate": 0.5, "seed": 3}, "disconnect"),
+        ],
+        indirect=["simulator"],
+        ids=["5xx", "disconnect"],
+    )
+    def test_fault_then_success(
+        self, simulator: SimulatorServer, error_type: str, tmp_path: Path
+    ) -> None:
+        """A 500 or a stream dropped mid-way is a failed attempt span, then a retry succeeds."""
         scenario = _two_step(max_attempts=10)
         results, spans = _run(scenario, simulator, tmp_path / "s.jsonl", runs=6)
         assert all(r.outcome == "completed" for r in results)
         errors = [a.get("error.type") for a in _chat_spans(spans).attributes]
-        assert "http_500" in errors
-        assert errors.count(None) == 6
-
-    @pytest.mark.parametrize("simulator", [{"disconnect_rate": 0.5, "seed": 3}], indirect=True)
-    def test_disconnect_then_success(self, simulator: SimulatorServer, tmp_path: Path) -> None:
-        """A stream dropped mid-way is a failed attempt (disconnect), then a retry succeeds."""
-        scenario = _two_step(max_attempts=10)
-        results, spans = _run(scenario, simulator, tmp_path / "s.jsonl", runs=6)
-        assert all(r.outcome == "completed" for r in results)
-        errors = [a.get("error.type") for a in _chat_spans(spans).attributes]
-        assert "disconnect" in errors
+        assert error_type in errors
         assert errors.count(None) == 6
 
     @pytest.mark.parametrize("simulator", [{"hang_rate": 1.0, "hang_s": 30}], indirect=True)

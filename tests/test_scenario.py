@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from genai_prices import Usage, calc_price
+from helpers import expectations
 
 import harness.scenario as scenario_module
 from harness.errors import ScenarioError
@@ -24,18 +25,6 @@ from harness.scenario import (
 DATA = Path(__file__).parent / "data"
 BAD_FILES = sorted((DATA / "bad_scenarios").glob("*.yaml"))
 BUNDLED = ["map_reduce_summarizer", "research_assistant", "support_agent"]
-
-
-def expectations(path: Path) -> dict[str, str]:
-    """The ``# expect-<what>: <text>`` header lines a bad scenario file carries."""
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("#"):
-            break
-        if line.startswith("# expect-"):
-            key, _, value = line.removeprefix("# expect-").partition(": ")
-            out[key] = value
-    return out
 
 
 def published_usd_per_mtok(model: str) -> tuple[float, float]:
