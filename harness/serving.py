@@ -29,8 +29,9 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import ClassVar, Generic, Literal, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -250,3 +251,35 @@ class BackgroundServer(Generic[_Config]):
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ClientLeft(Exception):
+    """The client disconnected before sending its whole request body."""
+
+
+async def read_limited_body(
+    receive: Callable[[], Awaitable[Mapping[str, Any]]], declared_length: str | None, limit: int
+) -> bytes | None:
+    """Read an ASGI request body; ``None`` when it is larger than ``limit`` bytes.
+
+    The body is drained even when refused: answering while the client still
+    writes would break the connection and hide the 413 from it. Raises
+    ``ClientLeft`` on ``http.disconnect``.
+    """
+    too_large = (
+        bool(declared_length and declared_length.isdigit()) and int(declared_length or 0) > limit
+    )
+    parts: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientLeft
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        too_large = too_large or size > limit
+        if not too_large:
+            parts.append(chunk)
+        more = message.get("more_body", False)
+    return None if too_large else b"".join(parts)

@@ -41,6 +41,7 @@ from harness.clock import monotonic_s, now_ns
 from harness.executor import Card, RunResult
 from harness.service import sse
 from harness.service.state import RequestError, ServiceState
+from harness.serving import ClientLeft, read_limited_body
 
 __all__ = ["RunRequest", "RunsEndpoint", "parse_run_request", "send_json"]
 
@@ -131,28 +132,15 @@ async def send_json(
 
 
 async def _read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
-    declared = headers.get("content-length", "")
-    too_large = declared.isdigit() and int(declared) > limit
-    parts: list[bytes] = []
-    size = 0
-    more = True
-    # Drain the body even when refusing it: answering while the client still
-    # writes would break the connection and hide the 413 from it.
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise RequestError(400, "the client left before sending the whole body", "body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        too_large = too_large or size > limit
-        if not too_large:
-            parts.append(chunk)
-        more = message.get("more_body", False)
-    if too_large:
+    try:
+        body = await read_limited_body(receive, headers.get("content-length"), limit)
+    except ClientLeft:
+        raise RequestError(400, "the client left before sending the whole body", "body") from None
+    if body is None:
         raise RequestError(
             413, f"the request body is larger than {limit} bytes (max_body_bytes)", "body"
         )
-    return b"".join(parts)
+    return body
 
 
 async def _until_disconnect(receive: Receive) -> None:

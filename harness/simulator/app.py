@@ -38,6 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from harness.serving import ClientLeft, read_limited_body
 from harness.simulator.config import SimulatorConfig
 from harness.simulator.protocol import (
     ApiError,
@@ -228,31 +229,20 @@ async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None
 
 async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
     declared = headers.get(b"content-length")
-    too_large = declared is not None and declared.isdigit() and int(declared) > limit
-    parts: list[bytes] = []
-    size = 0
-    more = True
-    # Drain the body even when refusing it: answering while the client still
-    # writes would break the connection and hide the 413 from it.
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ApiError(400, "The client disconnected before sending the whole body.")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            too_large = True
-        if not too_large:
-            parts.append(chunk)
-        more = message.get("more_body", False)
-    if too_large:
+    try:
+        body = await read_limited_body(
+            receive, declared.decode("latin-1") if declared is not None else None, limit
+        )
+    except ClientLeft:
+        raise ApiError(400, "The client disconnected before sending the whole body.") from None
+    if body is None:
         raise ApiError(
             413,
             f"The request body is larger than the simulator's limit of {limit} bytes; "
             "send less, or raise max_body_bytes.",
             code="request_too_large",
         )
-    return b"".join(parts)
+    return body
 
 
 async def _send_error(send: Send, state: SimulatorState, error: ApiError) -> None:
