@@ -7,49 +7,17 @@ Every command runs as a real subprocess of the installed ``parabench`` script (o
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import expectations
+from helpers import Result, assert_clean_failure, expectations, parabench
 
 DATA = Path(__file__).parent / "data"
 BAD_FILES = {p.stem: p for p in sorted((DATA / "bad_scenarios").glob("*.yaml"))}
 NOT_UTF8 = "not_utf8"
 CASES = [*BAD_FILES, NOT_UTF8]
 BUNDLED = ["map_reduce_summarizer", "research_assistant", "support_agent"]
-
-_SCRIPT = Path(sys.executable).with_name("parabench")
-PARABENCH = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "harness.cli"]
-
-Result = subprocess.CompletedProcess[str]
-
-
-def parabench(*args: str | Path, cwd: Path, module: bool = False) -> Result:
-    """Run the CLI as a subprocess in ``cwd`` and capture its output."""
-    command = [sys.executable, "-m", "harness.cli"] if module else PARABENCH
-    return subprocess.run(
-        [*command, *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=60,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8", "NO_COLOR": "1"},
-        check=False,
-    )
-
-
-def assert_clean_failure(result: Result) -> None:
-    """Exit code 2, a message on stderr, nothing on stdout, no traceback anywhere."""
-    output = result.stdout + result.stderr
-    assert "Traceback" not in output, output
-    assert result.returncode == 2, output
-    assert result.stderr.startswith("error: "), output
-    assert result.stdout == ""
 
 
 @pytest.fixture(scope="module")

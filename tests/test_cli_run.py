@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-PARABENCH = Path(sys.executable).with_name("parabench")
-
-
-def _parabench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env["COLUMNS"] = "200"  # keep rich from wrapping the messages asserted on
-    return subprocess.run(
-        [str(PARABENCH), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from helpers import parabench
 
 
 class TestRunCommand:
@@ -33,10 +15,8 @@ class TestRunCommand:
 
     def test_run_writes_spans_and_matching_summary(self, tmp_path: Path, raw_runs):
         """Two parallel runs: exit 0, spans.jsonl and summary.json whose numbers match the spans."""
-        if not PARABENCH.exists():
-            pytest.skip(f"console script not installed next to {sys.executable}")
         out = tmp_path / "out"
-        proc = _parabench(
+        proc = parabench(
             "run", "research_assistant", "-n", "2", "--time-scale", "0.01", "-v", "parallel",
             "--out", str(out),
             cwd=tmp_path,
@@ -68,9 +48,7 @@ class TestRunCommand:
 
     def test_unknown_variant_is_a_clear_error(self, tmp_path: Path):
         """An unknown variant exits 2 and names the valid ones, without a traceback."""
-        if not PARABENCH.exists():
-            pytest.skip(f"console script not installed next to {sys.executable}")
-        proc = _parabench(
+        proc = parabench(
             "run", "research_assistant", "-v", "fastest", "--out", str(tmp_path / "out"),
             cwd=tmp_path,
         )  # fmt: skip

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from harness import dag
+from harness.analysis.dagpaths import graph_groups, longest_paths
 from harness.analysis.ingest import DataQuality, read_spans
 from harness.analysis.runs import runs_table, steps_table
 
@@ -47,47 +48,92 @@ def efficiency_table(runs: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
 
     ``L`` is the critical-path length of the declared DAG, ``W`` the sum of
     service times, ``m`` the concurrency cap (1 for sequential, ∞ for parallel).
-    Executor efficiency = lower bound / observed makespan.
+    Executor efficiency = lower bound / observed makespan. ``replay_ms`` is the
+    same durations replayed under the executor's own policy (for a cap, with the
+    priorities it recorded), which is what a capped run can actually reach.
     """
-    rows = []
-    by_trace = {t: g for t, g in steps.groupby("trace_id", sort=False)}
-    for run in runs.itertuples(index=False):
-        group = by_trace.get(run.trace_id)
-        if group is None or run.outcome != "completed":
-            continue
-        deps = {r.step_id: [d for d in r.depends_on] for r in group.itertuples(index=False)}
-        if any(d not in deps for ds in deps.values() for d in ds):
-            continue
-        service = dict(zip(group.step_id, group.service_ms, strict=True))
-        cap = _cap(run.mode, run.max_concurrency)
-        bound = dag.lower_bound(deps, service, cap)
-        # Replay with the executor's own policy: its recorded priorities when present.
-        order = list(group.sort_values("start_ms").step_id)
-        priority = None
-        if cap != 1 and group.priority_s.notna().all():
-            priority = dict(zip(group.step_id, group.priority_s, strict=True))
-        replayed = dag.replay(deps, service, cap, order=order, priority=priority).makespan
-        rows.append(
-            {
-                "trace_id": run.trace_id,
-                "scenario": run.scenario,
-                "variant": run.variant,
-                "critical_path_ms": dag.critical_path(deps, service).length,
-                "work_ms": sum(service.values()),
-                "lower_bound_ms": bound,
-                "replay_ms": replayed,
-                "makespan_ms": run.e2e_ms,
-                "efficiency": bound / run.e2e_ms if run.e2e_ms > 0 else float("nan"),
-            }
+    columns = [
+        "trace_id",
+        "scenario",
+        "variant",
+        "critical_path_ms",
+        "work_ms",
+        "lower_bound_ms",
+        "replay_ms",
+        "makespan_ms",
+        "efficiency",
+    ]
+    done = runs[runs.outcome == "completed"]
+    parts = []
+    for group in graph_groups(steps[steps.trace_id.isin(done.trace_id)], done):
+        meta = done.set_index("trace_id").loc[group.trace_ids]
+        cap = _cap(group.mode, meta.max_concurrency.iat[0])
+        declared = {s: [d for d in group.declared[s] if d in group.declared] for s in group.order}
+        order = dag.topological_order(declared)
+        service = np.clip(group.column("service_ms"), 0.0, None)
+        service = service[:, [group.order.index(s) for s in order]]
+        length = longest_paths(order, declared, service, with_slack=False).length
+        work = service.sum(axis=1)
+        bound = length if cap is None else np.maximum(length, work / cap)
+        if cap is None:
+            replayed = length
+        elif cap == 1:
+            replayed = work
+        else:
+            starts = group.column("start_ms")[:, [group.order.index(s) for s in order]]
+            prio = group.column("priority_s")[:, [group.order.index(s) for s in order]]
+            replayed = np.array(
+                [
+                    dag.replay(
+                        declared,
+                        dict(zip(order, service[i], strict=True)),
+                        cap,
+                        order=[order[j] for j in np.argsort(starts[i], kind="stable")],
+                        priority=None
+                        if np.isnan(prio[i]).any()
+                        else dict(zip(order, prio[i], strict=True)),
+                    ).makespan
+                    for i in range(len(service))
+                ]
+            )
+        makespan = meta.e2e_ms.to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            efficiency = np.where(makespan > 0, bound / makespan, np.nan)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "trace_id": group.trace_ids,
+                    "scenario": group.scenario,
+                    "variant": group.variant,
+                    "critical_path_ms": length,
+                    "work_ms": work,
+                    "lower_bound_ms": bound,
+                    "replay_ms": replayed,
+                    "makespan_ms": makespan,
+                    "efficiency": efficiency,
+                }
+            )
         )
-    return pd.DataFrame(rows)
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns]
 
 
-def summarize(spans: pd.DataFrame, quality: DataQuality | None = None) -> dict[str, Any]:
-    """The summary of a span table: per scenario and variant, p50/p95 e2e, TTFC, cost per run."""
-    runs = runs_table(spans)
-    steps = steps_table(spans, runs)
-    eff = efficiency_table(runs, steps)
+def summarize(
+    spans: pd.DataFrame,
+    quality: DataQuality | None = None,
+    *,
+    runs: pd.DataFrame | None = None,
+    steps: pd.DataFrame | None = None,
+    efficiency: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """The summary of a span table: per scenario and variant, p50/p95 e2e, TTFC, cost per run.
+
+    Pass tables already built from ``spans`` to save building them again.
+    """
+    runs = runs_table(spans) if runs is None else runs
+    steps = steps_table(spans, runs) if steps is None else steps
+    eff = efficiency_table(runs, steps) if efficiency is None else efficiency
     variants: list[dict[str, Any]] = []
     for (scenario, variant), group in runs.groupby(["scenario", "variant"], sort=False):
         time_scale = float(group.time_scale.iloc[0]) if len(group) else 1.0
