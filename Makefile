@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/executor_efficiency.py --write-docs
 	$(BIN)/python bench/simulator_throughput.py --write-docs
 	$(BIN)/python bench/service_capacity.py --write-docs
+	$(BIN)/python bench/analysis_scale.py --write-docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

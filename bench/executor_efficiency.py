@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _docs import DOCS_PATH, REPO, marks, rewrite_section
 from _machine import machine_facts
 from rich.console import Console
 from rich.table import Table
@@ -55,16 +56,9 @@ from harness.runner import run_batch
 from harness.scenario import Plan, Scenario, bundled_scenarios, load_scenario
 
 TARGET = 1.02
-REPO = Path(__file__).resolve().parent.parent
-DOCS_PATH = REPO / "docs" / "benchmarks.md"
 SECTION_TITLE = "## Executor efficiency"
 # Each benchmark owns one marked section of docs/benchmarks.md and rewrites only it.
-START_MARK = "<!-- executor-efficiency:start -->"
-END_MARK = "<!-- executor-efficiency:end -->"
-DOCS_INTRO = (
-    "# Benchmarks\n\n"
-    "Every figure here is produced by a script under `bench/`; rerun with `make bench`.\n"
-)
+START_MARK, END_MARK = marks("executor-efficiency")
 
 
 def policy_replay_ms(plan: Plan, service_ms: dict[str, float]) -> float:
@@ -305,46 +299,6 @@ def _scales(rows: list[dict[str, Any]]) -> str:
     return ", ".join(f"{s:g}" for s in dict.fromkeys(r["time_scale"] for r in rows))
 
 
-def rewrite_docs(path: Path, section: str) -> None:
-    """Replace the "Executor efficiency" section of ``path`` in place, keeping the others.
-
-    The section is found by its markers; failing that (a hand-edited file), by its
-    heading, up to the next heading or another benchmark's start marker.
-    """
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(DOCS_INTRO + "\n" + section, encoding="utf-8")
-        return
-    text = path.read_text(encoding="utf-8")
-    start, end = text.find(START_MARK), text.find(END_MARK)
-    if start != -1 and end > start:
-        after = text[end + len(END_MARK) :].lstrip("\n")
-        path.write_text(text[:start] + section + ("\n" + after if after else ""), encoding="utf-8")
-        return
-    lines = text.splitlines(keepends=True)
-    first = last = None
-    fenced = False
-    for i, line in enumerate(lines):
-        if line.startswith("```"):
-            fenced = not fenced
-        if fenced:
-            continue
-        if first is None and line.rstrip() == SECTION_TITLE:
-            first = i
-        elif first is not None and (
-            line.startswith("## ") or (line.startswith("<!--") and ":start -->" in line)
-        ):
-            last = i
-            break
-    if first is None:
-        path.write_text(text.rstrip("\n") + "\n\n" + section, encoding="utf-8")
-        return
-    rest = "".join(lines[last:]) if last is not None else ""
-    path.write_text(
-        "".join(lines[:first]) + section + ("\n" + rest if rest else ""), encoding="utf-8"
-    )
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Check that the executor reaches the lower bound max(L, W/m) of DESIGN.md.",
@@ -439,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         console.print(f"results: {args.json}")
     if args.write_docs:
-        rewrite_docs(DOCS_PATH, docs_section(rows, meta))
+        rewrite_section(DOCS_PATH, docs_section(rows, meta), START_MARK, END_MARK)
         console.print(f"rewrote the executor efficiency section of {DOCS_PATH}")
     return 0 if passed else 1
 

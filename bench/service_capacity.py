@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 import psutil
 import yaml
+from _docs import DOCS_PATH, marks, rewrite_section
 from _machine import machine_facts
 from rich.console import Console
 from rich.table import Table
@@ -73,14 +74,7 @@ from harness.scenario import load_scenario, resolve_scenario_path
 TOLERANCE = 0.05
 TARGET_RUNS = 1000
 SATURATED_PCT = 90.0
-REPO = Path(__file__).resolve().parent.parent
-DOCS_PATH = REPO / "docs" / "benchmarks.md"
-START_MARK = "<!-- service-capacity:start -->"
-END_MARK = "<!-- service-capacity:end -->"
-DOCS_INTRO = (
-    "# Benchmarks\n\n"
-    "Every figure here is produced by a script under `bench/`; rerun with `make bench`.\n"
-)
+START_MARK, END_MARK = marks("service-capacity")
 
 # The service in its own process, as `parabench serve` runs it (this script must not
 # depend on the CLI wiring): prints its URL, serves until SIGINT.
@@ -455,20 +449,6 @@ def docs_section(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def rewrite_docs(path: Path, section: str) -> None:
-    """Replace only this benchmark's marked section of ``path`` (append it when absent)."""
-    if not path.exists():
-        path.write_text(DOCS_INTRO + "\n" + section, encoding="utf-8")
-        return
-    text = path.read_text(encoding="utf-8")
-    start, end = text.find(START_MARK), text.find(END_MARK)
-    if start != -1 and end > start:
-        after = text[end + len(END_MARK) :].lstrip("\n")
-        path.write_text(text[:start] + section + ("\n" + after if after else ""), encoding="utf-8")
-    else:
-        path.write_text(text.rstrip("\n") + "\n\n" + section, encoding="utf-8")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", type=int, nargs="+", default=[100, 250, 500, 1000, 1500, 2000])
@@ -575,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "levels": rows}, indent=2) + "\n")
     if args.write_docs:
-        rewrite_docs(DOCS_PATH, docs_section(rows, meta))
+        rewrite_section(DOCS_PATH, docs_section(rows, meta), START_MARK, END_MARK)
     return 0 if cap >= TARGET_RUNS else 1
 
 

@@ -66,12 +66,12 @@ from pathlib import Path
 import httpx2
 import openai
 import psutil
+from _docs import DOCS_PATH, marks, rewrite_section
 from _machine import machine_facts
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "bench-model"
-START_MARK = "<!-- simulator-throughput:start -->"
-END_MARK = "<!-- simulator-throughput:end -->"
+START_MARK, END_MARK = marks("simulator-throughput")
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,21 +522,6 @@ def docs_section(
     )
 
 
-def write_docs(path: Path, section: str) -> None:
-    """Replace this benchmark's marked section of ``path`` (only it), or append one."""
-    if path.exists():
-        current = path.read_text(encoding="utf-8")
-    else:
-        current = "# Benchmarks\n\nMeasured figures; each section says how to reproduce it.\n"
-    start, end = current.find(START_MARK), current.find(END_MARK)
-    if start != -1 and end > start:
-        updated = current[:start] + section + current[end + len(END_MARK) :]
-    else:
-        updated = current.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(updated, encoding="utf-8")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Simulator throughput at N concurrent streams.")
     parser.add_argument(
@@ -559,7 +544,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
-    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--docs", type=Path, default=DOCS_PATH)
     args = parser.parse_args(argv)
     try:
         levels = [Level.parse(item) for item in args.levels.split(",")]
@@ -622,7 +607,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     if args.write_docs:
-        write_docs(args.docs, docs_section(results, facts, settings, findings))
+        rewrite_section(
+            args.docs, docs_section(results, facts, settings, findings), START_MARK, END_MARK
+        )
         print(f"updated {args.docs}")
     top = max(r.concurrency for r in results)
     met = any(abs(r.e2e_ratio - 1) <= args.target for r in results if r.concurrency == top)

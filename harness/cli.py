@@ -369,6 +369,86 @@ def load(
         raise typer.Exit(130)
 
 
+@app.command()
+def analyze(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Trace files: OTLP JSON lines (spans.jsonl) or Jaeger JSON."),
+    ],
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="table (readable summary) or json (one object).")
+    ] = "table",
+    baseline_variant: Annotated[
+        str | None,
+        typer.Option(
+            help="Variant to measure extra cost and deltas against (default: the scenario's)."
+        ),
+    ] = None,
+    overlap_tolerance: Annotated[
+        float,
+        typer.Option(
+            help="For traces without a declared DAG: treat a sibling overlapping by less than "
+            "this fraction of its parent as sequential (CRISP uses 0.01; Jaeger 0)."
+        ),
+    ] = 0.0,
+) -> None:
+    """Audit trace files: critical paths, bottlenecks, parallel branches, variants, what-if."""
+    import json as _json
+
+    from harness.analysis.audit import analyze_files
+    from harness.errors import ConfigError, TraceDataError
+
+    try:
+        if output_format not in ("table", "json"):
+            raise ConfigError(
+                f"unknown output format '{output_format}'",
+                where="--format",
+                fix="use --format table or --format json",
+            )
+        if not overlap_tolerance >= 0.0:
+            raise ConfigError(
+                f"overlap tolerance must be >= 0, got {overlap_tolerance}",
+                where="--overlap-tolerance",
+                fix="use 0 (Jaeger) or a small fraction such as 0.01 (CRISP)",
+            )
+        show = err_console.is_terminal and output_format == "table"
+        status = err_console.status("analysing …") if show else contextlib.nullcontext()
+        with status as live:
+
+            def progress(stage: str) -> None:
+                if live is not None:
+                    live.update(f"analysing: {stage} …")
+
+            analysis = analyze_files(
+                files,
+                baseline_variant=baseline_variant,
+                overlap_tolerance=overlap_tolerance,
+                progress=progress,
+            )
+        if analysis.spans == 0:
+            findings = analysis.data_quality.to_dict()
+            detail = "; ".join(
+                f"{k}: {v['count']} (e.g. {v['examples'][0]})"
+                for k, v in findings.items()
+                if v["examples"]
+            )
+            raise TraceDataError(
+                "no spans could be read" + (f" ({detail})" if detail else ""),
+                where=", ".join(str(f) for f in files),
+                fix="pass OTLP JSON lines (one ExportTraceServiceRequest per line, as "
+                "`parabench run` writes to DIR/spans.jsonl or a Collector's file exporter) "
+                "or a Jaeger JSON download",
+            )
+    except ParabenchError as exc:
+        _fail(exc)
+    if output_format == "json":
+        sys.stdout.write(_json.dumps(analysis.to_json(), ensure_ascii=False) + "\n")
+        return
+    from harness.analysis.console import print_analysis
+
+    print_analysis(analysis, console if console.is_terminal else Console(width=160))
+
+
 def _fmt_ms(value: float | None, scale: float) -> str:
     if value is None:
         return "–"

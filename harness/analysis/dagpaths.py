@@ -30,6 +30,7 @@ Slack and drag
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -161,52 +162,149 @@ class GraphRuns:
     deps: dict[str, list[str]]
     declared: dict[str, list[str]]
     trace_ids: np.ndarray
-    frame: pd.DataFrame  # the steps of these runs, indexed by (trace_id, step_id)
+    steps: pd.DataFrame  # the whole steps table (not copied)
+    rows: np.ndarray  # positions in ``steps`` of these runs' steps
+    run_index: np.ndarray  # per row: its run's index in ``trace_ids``
+    step_index: np.ndarray  # per row: its step's column in ``order``
 
     def column(self, name: str) -> np.ndarray:
         """One step column as a runs × steps array (columns in ``order``)."""
-        wide = self.frame[name].unstack("step_id")
-        return wide.reindex(index=self.trace_ids, columns=self.order).to_numpy(dtype=float)
+        out = np.full((len(self.trace_ids), len(self.order)), np.nan)
+        values = self.steps[name].to_numpy(dtype=float)
+        out[self.run_index, self.step_index] = values[self.rows]
+        return out
+
+
+def _codes(*columns: np.ndarray) -> np.ndarray:
+    """Dense integer codes of the row-wise combination of ``columns``."""
+    out = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        codes = pd.factorize(column, use_na_sentinel=False)[0].astype(np.int64)
+        out = pd.factorize(out * (int(codes.max(initial=0)) + 1) + codes)[0].astype(np.int64)
+    return out
+
+
+def _set_hashes(
+    token: np.ndarray, position: np.ndarray, starts: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Two independent 64-bit hashes per run of its (token, position) multiset.
+
+    Rows are sorted by run and ``starts`` are the first row of each run. The
+    sums wrap modulo 2**64, which is what makes them order-free and exact to
+    compute; equal graphs always hash equal, and ``_exact_groups`` checks every
+    group, so a collision can never merge different graphs.
+    """
+    salt = np.random.default_rng(20221125).integers(1, 2**63, size=4, dtype=np.uint64)
+    salt |= np.uint64(1)
+    with np.errstate(over="ignore"):
+        mixed = (token.astype(np.uint64) + np.uint64(1)) * salt[0] + position.astype(
+            np.uint64
+        ) * salt[1]
+        h1 = (mixed ^ (mixed >> np.uint64(29))) * salt[2]
+        h2 = (mixed ^ (mixed >> np.uint64(31))) * salt[3]
+        return np.add.reduceat(h1, starts), np.add.reduceat(h2, starts)
 
 
 def graph_groups(steps: pd.DataFrame, runs: pd.DataFrame) -> list[GraphRuns]:
     """Split the steps table into groups of runs with the same schedule graph.
 
-    Steps of a parallel run are keyed in step-id order, so the order in which
-    branches happened to start does not split a variant into many groups; a
-    sequential run's steps are keyed in the order they started.
+    The order in which a parallel run's branches happened to start does not
+    split a variant into many groups; a sequential run's steps are taken in the
+    order they started. Everything is array arithmetic on integer codes, since
+    this runs over every step of every run.
     """
     if steps.empty:
         return []
-    mode_of = dict(zip(runs.trace_id, runs["mode"], strict=True))
-    frame = steps.assign(_mode=steps.trace_id.map(mode_of).fillna("parallel"))
-    sequential = frame._mode == "sequential"
-    frame = frame.assign(_rank=np.where(sequential, frame.start_ms, 0.0))
-    frame = frame.sort_values(["trace_id", "_rank", "step_id"], kind="stable")
-    token = frame.step_id.astype(str) + "<" + frame.depends_on.map(",".join)
-    keys = token.groupby(frame.trace_id, sort=False).agg("|".join)
-    head = frame.groupby("trace_id", sort=False)[["scenario", "variant", "_mode"]].first()
-    head["_key"] = head.scenario + "\x1f" + head.variant + "\x1f" + head._mode + "\x1f" + keys
-    frame = frame.join(head["_key"], on="trace_id")
+    trace_code, trace_names = pd.factorize(steps.trace_id.to_numpy())
+    mode_of = pd.Series(runs["mode"].to_numpy(dtype=object), index=runs.trace_id.to_numpy())
+    mode_of = mode_of[~mode_of.index.duplicated()]
+    trace_mode = mode_of.reindex(trace_names).fillna("parallel").to_numpy(dtype=object)
+    sequential = (trace_mode == "sequential")[trace_code]
+    step_code = pd.factorize(steps.step_id.to_numpy(), sort=True)[0]
+    start_ms = steps.start_ms.to_numpy(dtype=float)
+    rows = np.lexsort((step_code, np.where(sequential, start_ms, 0.0), trace_code))
+    trace = trace_code[rows]
+    starts = np.flatnonzero(np.r_[True, trace[1:] != trace[:-1]])
+    counts = np.diff(np.r_[starts, len(rows)])
+    rank = np.arange(len(rows)) - np.repeat(starts, counts)
+    deps_code = pd.factorize(steps.depends_on.to_numpy())[0]
+    token = _codes(step_code, deps_code)[rows]
+    sequential = sequential[rows]
+    h1, h2 = _set_hashes(token, np.where(sequential, rank + 1, 0), starts)
+    firsts = rows[starts]
+    run_group = _codes(
+        steps.scenario.to_numpy()[firsts],
+        steps.variant.to_numpy()[firsts],
+        trace_mode[trace[starts]],
+        h1,
+        h2,
+        counts,
+    )
+    row_group = np.repeat(run_group, counts)
+    by_group = np.argsort(row_group, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, row_group[by_group][1:] != row_group[by_group][:-1], True])
     out: list[GraphRuns] = []
-    for key, part in frame.groupby("_key", sort=False):
-        scenario, variant, mode, _ = str(key).split("\x1f", 3)
-        first = part[part.trace_id == part.trace_id.iat[0]]
-        started = [str(s) for s in first.step_id]
-        declared = {
-            str(s): [str(d) for d in deps]
-            for s, deps in zip(first.step_id, first.depends_on, strict=True)
-        }
+    for lo, hi in itertools.pairwise(bounds):
+        pick = by_group[lo:hi]
+        out.extend(
+            _exact_groups(steps, rows[pick], token[pick], rank[pick], trace[pick], trace_mode)
+        )
+    return out
+
+
+def _exact_groups(
+    steps: pd.DataFrame,
+    rows: np.ndarray,
+    token: np.ndarray,
+    rank: np.ndarray,
+    trace: np.ndarray,
+    trace_mode: np.ndarray,
+) -> list[GraphRuns]:
+    """These rows as GraphRuns, split further if (against all odds) their runs' graphs differ."""
+    first = rows[trace == trace[0]]
+    mode = str(trace_mode[trace[0]])
+    scenario, variant = str(steps.scenario.iat[first[0]]), str(steps.variant.iat[first[0]])
+    started = [str(s) for s in steps.step_id.to_numpy()[first]]
+    first_deps = steps.depends_on.to_numpy()[first]
+    declared = {sid: [str(d) for d in deps] for sid, deps in zip(started, first_deps, strict=True)}
+    expected = token[trace == trace[0]]
+    if mode == "sequential":
+        same = (rank < len(expected)) & (expected[np.minimum(rank, len(expected) - 1)] == token)
+    else:
+        same = np.isin(token, expected)
+    local = pd.factorize(trace)[0]
+    matches = np.bincount(local, weights=same.astype(float))
+    good = (matches == len(expected)) & (np.bincount(local) == len(expected))
+    ok = good[local]
+    out: list[GraphRuns] = []
+    if len(set(started)) == len(started):  # one step id twice in a run: not a harness DAG
         sched = schedule_deps(mode, started, declared)
-        if len(set(started)) != len(started):
-            continue  # one step id twice in a run: not a harness DAG
         try:
             order = dag.topological_order(sched)
-        except ValueError:
-            continue  # a malformed trace (cycle, unknown step): no DAG path for it
-        ids = part.trace_id.drop_duplicates().to_numpy(dtype=object)
-        indexed = part.drop(columns=["_mode", "_rank", "_key"]).set_index(["trace_id", "step_id"])
-        out.append(GraphRuns(scenario, variant, mode, order, sched, declared, ids, indexed))
+        except ValueError:  # a malformed trace (cycle, unknown step): no DAG path for it
+            order = []
+        if order and good.any():
+            mine = rows[ok]
+            run_index = pd.factorize(local[ok])[0]
+            names = steps.trace_id.to_numpy()[mine[np.r_[True, np.diff(run_index) != 0]]]
+            step_index = pd.Index(order).get_indexer(steps.step_id.to_numpy()[mine])
+            out.append(
+                GraphRuns(
+                    scenario,
+                    variant,
+                    mode,
+                    order,
+                    sched,
+                    declared,
+                    np.asarray(names, dtype=object),
+                    steps,
+                    mine,
+                    run_index,
+                    step_index.astype(np.int64),
+                )
+            )
+    if not ok.all():
+        out.extend(_exact_groups(steps, rows[~ok], token[~ok], rank[~ok], trace[~ok], trace_mode))
     return out
 
 
@@ -217,12 +315,15 @@ def run_critical_paths(steps: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     last), path_ms (the path's length), makespan_ms (run span e2e).
     """
     rows: list[pd.DataFrame] = []
-    e2e = dict(zip(runs.trace_id, runs.e2e_ms, strict=True))
+    e2e = pd.Series(runs.e2e_ms.to_numpy(dtype=float), index=runs.trace_id.to_numpy())
     for group in graph_groups(steps, runs):
         lp = longest_paths(group.order, group.deps, group.column("duration_ms"), with_slack=False)
         names = np.array(group.order, dtype=object)
-        patterns, inverse = np.unique(lp.on_path, axis=0, return_inverse=True)
-        paths = [tuple(names[p]) for p in patterns]
+        # One integer per path (a bit per step), so equal paths are found in one pass.
+        weight = np.ones(len(group.order), dtype=np.int64 if len(group.order) < 63 else object)
+        bits = lp.on_path @ (weight << np.arange(len(group.order)))
+        _, first, inverse = np.unique(bits, return_index=True, return_inverse=True)
+        paths = [tuple(names[lp.on_path[i]]) for i in first]
         rows.append(
             pd.DataFrame(
                 {
@@ -231,7 +332,7 @@ def run_critical_paths(steps: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                     "variant": group.variant,
                     "path": [paths[i] for i in inverse.ravel()],
                     "path_ms": lp.length,
-                    "makespan_ms": [e2e.get(t, np.nan) for t in group.trace_ids],
+                    "makespan_ms": e2e.reindex(group.trace_ids).to_numpy(),
                 }
             )
         )
