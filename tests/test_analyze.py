@@ -136,6 +136,22 @@ class TestJsonOutput:
         assert parallel["delta_cost_usd_per_run"] > 0
 
 
+class TestBaselineVariant:
+    def test_override(self, research: Path) -> None:
+        """--baseline-variant prices branches and deltas against the variant named."""
+        result = parabench(
+            "analyze", research, "--format", "json", "--baseline-variant", "parallel_capped",
+            cwd=research.parent,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        out = json.loads(result.stdout)
+        assert {r["baseline_variant"] for r in out["branches"]} == {"parallel_capped"}
+        assert {r["variant"] for r in out["branches"]} == {"parallel"}
+        # The same prompts in both parallel variants: every branch costs nothing extra.
+        assert {r["verdict"] for r in out["branches"]} == {"free"}
+        assert {c["baseline"] for c in out["comparisons"]} == {"parallel_capped"}
+
+
 class TestTableOutput:
     def test_readable_summary(self, research: Path) -> None:
         """The default output names each section and the verdicts in words."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from analysis_tables import HandRun, tables
 
 from harness.analysis.branches import branch_table, verdict
-from analysis_tables import HandRun, tables
 
 BASELINE = {
     "plan": ((), 10.0, 0.001),
@@ -77,7 +77,7 @@ class TestBranchTable:
         assert fork[0]["verdict"] == "worth_it"  # 1e-4 < 1.2e-4 $/ms
 
     def test_cost_per_ms_is_a_ratio_of_sums_over_runs(self) -> None:
-        """Two runs saving 30 and 40 ms for $0.002 and $0.004 extra: 0.006 / 70, not the mean ratio."""
+        """Runs saving 30 and 40 ms for $0.002 and $0.004 extra: 0.006 / 70, not mean of ratios."""
         runs, steps = tables(
             [
                 HandRun("sequential", "sequential", BASELINE),

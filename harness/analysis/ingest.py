@@ -1,22 +1,66 @@
-"""Read OTLP JSON lines (ours or a Collector file exporter's) into a span table.
+"""Read trace files into one span table, counting every problem with the data.
 
-Bad data never stops an analysis: a line that is not JSON, not UTF-8, or not
-an ``ExportTraceServiceRequest`` is counted as a data-quality finding with an
-example, and reading goes on.
+Formats, detected per file
+--------------------------
+- OTLP JSON lines: one ``ExportTraceServiceRequest`` per line, as parabench
+  writes ``spans.jsonl`` and as an OpenTelemetry Collector's file exporter
+  does. Ids in hex (OTLP/JSON) or base64 (protobuf's JSON mapping); kinds and
+  status codes as numbers or enum names; int64 values as numbers or strings.
+- One JSON document, possibly pretty-printed over many lines: an OTLP
+  ``ExportTraceServiceRequest`` (also wrapped as ``{"result": ...}``, the
+  Jaeger v3 API's shape) or Jaeger JSON (``{"data": [trace, ...]}`` as the
+  Jaeger UI downloads and ``/api/traces`` returns, a bare list of traces, or a
+  single trace; see ``_jaeger``). A line of a JSON-lines file may be any of
+  these too.
+
+A file is read as lines when its first line is complete JSON (or its second
+is: a truncated first line is one finding, not a reason to read the file
+whole); otherwise it is parsed as one document. The fast path decodes lines
+with typed msgspec structs (``_otlp``); a line they reject is walked as plain
+dicts so that its good spans are kept. The whole-table checks run once all
+spans are in (``_checks``).
+
+Data-quality findings
+---------------------
+Bad data never stops an analysis. Each problem is counted, with up to three
+examples that say where (``file:line``, trace and span id), in ``DataQuality``:
+
+``undecodable_bytes``          a line is not UTF-8 (its spans are still read, with U+FFFD;
+                               a field that is not read, such as an unknown one, is
+                               not checked), or the file is binary
+``truncated_or_invalid_json``  a line (or the document) is not valid JSON
+``not_trace_json``             valid JSON that is neither OTLP nor Jaeger traces
+``malformed_span``             a span without ids, or with a time that is not a number
+                               (the span is skipped, the rest of its line kept)
+``malformed_attribute``        an attribute or tag value that does not decode (dropped)
+``malformed_event``            an event or log without a valid time (dropped)
+``duplicate_span_id``          a span id seen before in the same trace (the first is kept)
+``orphan_span``                the parent id is set but absent from the trace
+``trace_without_root``         every span of the trace has a parent id
+``end_before_start``           kept as read; durations are clamped at 0 downstream
+``child_outside_parent``       a child starts before its parent or ends after it
+                               (clock skew); a CONSUMER child, a PRODUCER's child and
+                               a Jaeger FOLLOWS_FROM child may end later
+``no_spans_in_file``           nothing at all could be read from a file
+``unreadable_file``            reading failed part-way (an I/O error after opening)
+
+The only exception is ``TraceDataError``, when a file cannot be opened.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import msgspec
 import pandas as pd
 
+from harness.analysis import _jaeger, _otlp
+from harness.analysis._checks import SpanTable
+from harness.analysis._gc import paused_gc
+from harness.analysis._otlp import SpanSink
 from harness.errors import TraceDataError
 
 __all__ = ["SPAN_COLUMNS", "DataQuality", "read_spans", "spans_from_otlp"]
@@ -34,16 +78,12 @@ SPAN_COLUMNS = [
     "events",
 ]
 
-# OTLP span kinds as integers (and the enum names a protobuf JSON writer may use).
-_KINDS = {
-    0: "UNSPECIFIED",
-    1: "INTERNAL",
-    2: "SERVER",
-    3: "CLIENT",
-    4: "PRODUCER",
-    5: "CONSUMER",
-}
-_KIND_NAMES = {f"SPAN_KIND_{v}": v for v in _KINDS.values()}
+_EXAMPLES = 3
+_EXAMPLE_CHARS = 300
+_BOM = b"\xef\xbb\xbf"
+_HEAD = 8192  # bytes looked at to tell a binary file
+_BUFFER = 1 << 20  # long lines read much faster than with the default 8 KiB
+_DECODE_ERRORS = (msgspec.DecodeError, UnicodeError, ValueError, RecursionError)
 
 
 @dataclass
@@ -54,10 +94,26 @@ class DataQuality:
     examples: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, finding: str, example: str) -> None:
-        self.counts[finding] = self.counts.get(finding, 0) + 1
+        """Count one occurrence of ``finding``; keep ``example`` if there is room."""
+        self.add_many(finding, 1, [example])
+
+    def add_many(self, finding: str, count: int, examples: Iterable[str]) -> None:
+        """Count ``count`` occurrences of ``finding``, with examples of the first few."""
+        if count <= 0:
+            return
+        self.counts[finding] = self.counts.get(finding, 0) + count
         bucket = self.examples.setdefault(finding, [])
-        if len(bucket) < 3:
-            bucket.append(example[:200])
+        for example in examples:
+            if len(bucket) >= _EXAMPLES:
+                break
+            bucket.append(example[:_EXAMPLE_CHARS])
+
+    def merge(self, other: DataQuality) -> None:
+        """Add another reader's findings to these."""
+        for finding, count in other.counts.items():
+            self.counts[finding] = self.counts.get(finding, 0) + count
+            bucket = self.examples.setdefault(finding, [])
+            bucket.extend(other.examples.get(finding, [])[: _EXAMPLES - len(bucket)])
 
     @property
     def clean(self) -> bool:
@@ -70,127 +126,169 @@ class DataQuality:
         }
 
 
-def _id_hex(value: Any) -> str:
-    """OTLP ids are hex in OTLP/JSON, base64 in protobuf's JSON mapping; accept both."""
-    if not value:
-        return ""
-    text = str(value)
-    if len(text) in (16, 32) and all(c in "0123456789abcdefABCDEF" for c in text):
-        return text.lower()
-    try:
-        return base64.b64decode(text, validate=True).hex()
-    except (binascii.Error, ValueError):
-        return text.lower()
-
-
-def _any_value(value: dict[str, Any]) -> Any:
-    if "stringValue" in value:
-        return value["stringValue"]
-    if "intValue" in value:
-        return int(value["intValue"])
-    if "doubleValue" in value:
-        return float(value["doubleValue"])
-    if "boolValue" in value:
-        return bool(value["boolValue"])
-    if "arrayValue" in value:
-        return [_any_value(v) for v in value["arrayValue"].get("values", [])]
-    if "kvlistValue" in value:
-        return _attributes(value["kvlistValue"].get("values", []))
-    if "bytesValue" in value:
-        return value["bytesValue"]
-    return None
-
-
-def _attributes(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    return {kv["key"]: _any_value(kv.get("value", {})) for kv in items if "key" in kv}
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, str):
-        return _KIND_NAMES.get(value, value.upper())
-    return _KINDS.get(int(value or 0), "UNSPECIFIED")
-
-
 def spans_from_otlp(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The spans of one ``ExportTraceServiceRequest`` as flat dicts."""
-    for resource_spans in request.get("resourceSpans", ()):
-        resource = _attributes(resource_spans.get("resource", {}).get("attributes", []))
-        for scope_spans in resource_spans.get("scopeSpans", ()):
-            for span in scope_spans.get("spans", ()):
-                attrs = _attributes(span.get("attributes", []))
-                if "service.name" in resource:
-                    attrs.setdefault("service.name", resource["service.name"])
-                yield {
-                    "trace_id": _id_hex(span.get("traceId")),
-                    "span_id": _id_hex(span.get("spanId")),
-                    "parent_span_id": _id_hex(span.get("parentSpanId")),
-                    "name": span.get("name", ""),
-                    "kind": _kind(span.get("kind", 0)),
-                    "start_ns": int(span.get("startTimeUnixNano", 0)),
-                    "end_ns": int(span.get("endTimeUnixNano", 0)),
-                    "status": int((span.get("status") or {}).get("code", 0) or 0)
-                    if not isinstance((span.get("status") or {}).get("code"), str)
-                    else {"STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}.get(
-                        span["status"]["code"], 0
-                    ),
-                    "attributes": attrs,
-                    "events": [
-                        {
-                            "name": e.get("name", ""),
-                            "time_ns": int(e.get("timeUnixNano", 0)),
-                            "attributes": _attributes(e.get("attributes", [])),
-                        }
-                        for e in span.get("events", ())
-                    ],
-                }
+    """The spans of one ``ExportTraceServiceRequest`` (plain dicts) as row dicts."""
+    sink = SpanSink()
+    _otlp.add_request_dict(request, sink, sink.source("request"), lambda *_: None, "request")
+    yield from SpanTable(sink, SPAN_COLUMNS).frame.to_dict("records")
+
+
+def _add_document(
+    document: Any, sink: SpanSink, src: int, quality: DataQuality, where: str
+) -> None:
+    """Append the spans of one decoded JSON value, whichever trace format it is."""
+    if isinstance(document, dict) and isinstance(document.get("result"), dict):
+        document = document["result"]  # Jaeger v3 API: {"result": ExportTraceServiceRequest}
+    if isinstance(document, dict) and "resourceSpans" in document:
+        _otlp.add_request_dict(document, sink, src, quality.add, where)
+        return
+    traces = _jaeger.jaeger_traces(document)
+    if traces is None:
+        quality.add("not_trace_json", f"{where}: {type(document).__name__} {str(document)[:60]}")
+        return
+    _jaeger.add_traces(traces, sink, src, quality.add, where)
+
+
+def _add_text(raw: bytes, sink: SpanSink, quality: DataQuality, where: str) -> None:
+    """Append the spans of one line (or whole document) of bytes; report what is wrong."""
+    src = sink.source(where)
+    try:
+        request = _otlp.DECODER.decode(raw)
+    except _DECODE_ERRORS:
+        pass  # not a clean OTLP request: take the tolerant path below
+    else:
+        _otlp.add_request(request, sink, src, quality.add, where)
+        return
+    raw = raw.strip().removeprefix(_BOM)
+    if not raw:
+        return
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.start + 1].hex()
+        quality.add("undecodable_bytes", f"{where}: byte 0x{bad} at column {exc.start + 1}")
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            document = msgspec.json.decode(text)
+        except _DECODE_ERRORS:
+            return  # counted once, as undecodable
+    else:
+        try:
+            document = msgspec.json.decode(text)
+        except _DECODE_ERRORS as exc:
+            quality.add("truncated_or_invalid_json", f"{where}: {exc}")
+            return
+    _add_document(document, sink, src, quality, where)
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        msgspec.json.decode(line)
+    except _DECODE_ERRORS:
+        return False
+    return True
+
+
+def _nonblank_lines(handle: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    for lineno, raw in enumerate(handle, 1):
+        line = raw.strip()
+        if lineno == 1 and line.startswith(_BOM):
+            line = line[len(_BOM) :].strip()
+        if line:
+            yield lineno, line
+
+
+def _read_lines(handle: IO[bytes], path: Path, sink: SpanSink, quality: DataQuality) -> None:
+    """Read a JSON-lines file from its start, line by line."""
+    handle.seek(0)
+    for lineno, line in enumerate(handle, 1):
+        _add_text(line, sink, quality, f"{path}:{lineno}")
+
+
+def _read_file(handle: IO[bytes], path: Path, sink: SpanSink, quality: DataQuality) -> bool:
+    """Read one open file as JSON lines or as one JSON document; ``False`` if it is blank."""
+    lines = _nonblank_lines(handle)
+    first = next(lines, None)
+    if first is None:
+        return False
+    if _is_json(first[1]):
+        _read_lines(handle, path, sink, quality)
+        return True
+    handle.seek(0)
+    head = handle.read(_HEAD)
+    if b"\x00" in head:  # JSON text never holds a raw NUL: an image, an archive, UTF-16
+        utf16 = head.startswith((b"\xff\xfe", b"\xfe\xff"))
+        what = "UTF-16 text: save it as UTF-8" if utf16 else "binary data, not trace JSON"
+        quality.add("undecodable_bytes", f"{path}: {what} (a NUL byte at {head.index(0)})")
+        return True
+    handle.seek(0)
+    lines = _nonblank_lines(handle)
+    next(lines)
+    second = next(lines, None)
+    if first[1][:1] not in (b"{", b"[") or second is None or _is_json(second[1]):
+        _read_lines(handle, path, sink, quality)
+        return True
+    # Neither of the first two lines is JSON on its own: one (pretty-printed) document.
+    handle.seek(0)
+    data = handle.read().removeprefix(_BOM)
+    where = str(path)
+    try:
+        request = _otlp.DECODER.decode(data)
+    except _DECODE_ERRORS:
+        pass
+    else:
+        _otlp.add_request(request, sink, sink.source(where), quality.add, where)
+        return True
+    try:
+        document = msgspec.json.decode(data)
+    except _DECODE_ERRORS as exc:
+        error = exc
+    else:
+        del data
+        _add_document(document, sink, sink.source(where), quality, where)
+        return True
+    # Not one document either: read it as lines if that gives any spans.
+    del data
+    before, scratch = len(sink), DataQuality()
+    _read_lines(handle, path, sink, scratch)
+    if len(sink) > before:
+        quality.merge(scratch)
+    elif "undecodable_bytes" in scratch.counts:
+        quality.add("undecodable_bytes", f"{path}: not UTF-8 text (is it a trace file?)")
+    else:
+        quality.add("truncated_or_invalid_json", f"{path}: not one JSON document: {error}")
+    return True
 
 
 def read_spans(paths: str | Path | Iterable[str | Path]) -> tuple[pd.DataFrame, DataQuality]:
-    """Read OTLP JSON lines files into one span table (columns: ``SPAN_COLUMNS``).
+    """Read trace files into one span table (columns: ``SPAN_COLUMNS``) and its findings.
 
     Raises ``TraceDataError`` only when a file cannot be opened at all.
     """
     if isinstance(paths, str | Path):
         paths = [paths]
     quality = DataQuality()
-    rows: list[dict[str, Any]] = []
-    for path in map(Path, paths):
-        try:
-            handle = path.open("rb")
-        except OSError as exc:
-            raise TraceDataError(
-                f"cannot open trace file: {exc.strerror}",
-                where=str(path),
-                fix="check the path; `parabench run` writes DIR/spans.jsonl",
-            ) from None
-        with handle:
-            for lineno, raw in enumerate(handle, 1):
-                if not raw.strip():
-                    continue
-                where = f"{path}:{lineno}"
+    sink = SpanSink()
+    with paused_gc():
+        for path in map(Path, paths):
+            try:
+                handle = path.open("rb", buffering=_BUFFER)
+            except OSError as exc:
+                raise TraceDataError(
+                    f"cannot open trace file: {exc.strerror or exc}",
+                    where=str(path),
+                    fix="check the path; `parabench run` writes DIR/spans.jsonl",
+                ) from None
+            before = len(sink)
+            with handle:
                 try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    quality.add("undecodable_bytes", where)
-                    continue
-                try:
-                    request = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    quality.add("truncated_or_invalid_json", f"{where}: {exc.msg}")
-                    continue
-                if not isinstance(request, dict) or "resourceSpans" not in request:
-                    quality.add("not_otlp_json", where)
-                    continue
-                try:
-                    rows.extend(spans_from_otlp(request))
-                except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                    quality.add("malformed_span", f"{where}: {exc}")
-    frame = pd.DataFrame(rows, columns=SPAN_COLUMNS)
-    if not frame.empty:
-        dup = frame.duplicated(["trace_id", "span_id"], keep="first")
-        for _, row in frame[dup].head(3).iterrows():
-            quality.add("duplicate_span_id", f"trace {row.trace_id} span {row.span_id}")
-        if dup.sum() > 3:
-            quality.counts["duplicate_span_id"] = int(dup.sum())
-        frame = frame[~dup].reset_index(drop=True)
-    return frame, quality
+                    content = _read_file(handle, path, sink, quality)
+                except OSError as exc:
+                    content = True
+                    quality.add("unreadable_file", f"{path}: {exc.strerror or exc}")
+            if len(sink) == before:
+                why = "see the other findings" if content else "the file is empty"
+                quality.add("no_spans_in_file", f"{path}: no spans could be read ({why})")
+        table = SpanTable(sink, SPAN_COLUMNS)
+        del sink
+        return table.check(quality.add_many), quality

@@ -81,20 +81,26 @@ def harness_traces(
 
 
 def _cp_spans(trace: pd.DataFrame) -> list[CpSpan]:
+    """The trace's spans with times in ns since its earliest start.
+
+    Subtracting in integers first keeps nanoseconds exact: an absolute Unix time
+    in ns as a float is only good to about 256 ns.
+    """
+    origin = int(trace.start_ns.min())
     return [
         CpSpan(
             span_id=sid,
             parent_id=pid or None,
-            start=float(start),
-            end=float(end),
+            start=float(start - origin),
+            end=float(end - origin),
             kind=kind,
             name=name,
         )
         for sid, pid, start, end, kind, name in zip(
             trace.span_id,
             trace.parent_span_id,
-            trace.start_ns,
-            trace.end_ns,
+            trace.start_ns.to_numpy(dtype="int64"),
+            trace.end_ns.to_numpy(dtype="int64"),
             trace.kind,
             trace.name,
             strict=True,
