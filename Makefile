@@ -14,20 +14,20 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## The main job on the embedded default: the bundled research scenario, every variant.
+## The main job on the embedded default: simulator + service + Locust, then the report.
 demo: $(STAMP)
-	$(BIN)/parabench run research_assistant --runs 10 --time-scale 0.1
+	$(BIN)/parabench demo
 
 ## Every test, after lint and type checks (system packages first: promtool, chromium).
 test: $(STAMP)
 	bash scripts/setup-system.sh
-	$(BIN)/ruff check harness tests bench
+	$(BIN)/ruff check harness tests bench dashboards
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check harness tests bench
-	$(BIN)/ruff format --check harness tests bench
+	$(BIN)/ruff check harness tests bench dashboards
+	$(BIN)/ruff format --check harness tests bench dashboards
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/simulator_throughput.py --write-docs
 	$(BIN)/python bench/service_capacity.py --write-docs
 	$(BIN)/python bench/analysis_scale.py --write-docs
+	$(BIN)/python bench/report_scale.py --write-docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

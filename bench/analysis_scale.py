@@ -64,7 +64,6 @@ import math
 import resource
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -74,6 +73,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _child import measure_in_child
 from _docs import DOCS_PATH, marks, rewrite_section
 from _machine import machine_facts
 from rich.console import Console
@@ -409,7 +409,7 @@ def write_traces(path: Path, runs: int, seed: int, progress: Progress) -> dict[s
 # --- measurement (in a child process) -------------------------------------------------------
 
 
-def _peak_rss_bytes() -> int:
+def peak_rss_bytes() -> int:
     """This process's peak resident set size.
 
     ``VmHWM`` where Linux has it: ``ru_maxrss`` survives ``exec``, so a child
@@ -513,11 +513,11 @@ def measure(spans_path: Path, result_path: Path) -> None:
     """Time the analysis stages and the networkx baseline; write the figures as JSON."""
     console = Console() if sys.stdout.isatty() else Console(width=160)
     stages: dict[str, dict[str, Any]] = {}
-    result: dict[str, Any] = {"stages": stages, "rss_at_start": _peak_rss_bytes()}
+    result: dict[str, Any] = {"stages": stages, "rss_at_start": peak_rss_bytes()}
 
     def stage(name: str, seconds: float, **extra: Any) -> None:
-        stages[name] = {"seconds": seconds, "peak_rss": _peak_rss_bytes(), **extra}
-        console.print(f"  {name}: {seconds:.2f} s, peak RSS {_peak_rss_bytes() / 1e9:.2f} GB")
+        stages[name] = {"seconds": seconds, "peak_rss": peak_rss_bytes(), **extra}
+        console.print(f"  {name}: {seconds:.2f} s, peak RSS {peak_rss_bytes() / 1e9:.2f} GB")
 
     t0 = time.perf_counter()
     import pandas as pd  # noqa: F401  (its import is part of the analysis)
@@ -557,7 +557,7 @@ def measure(spans_path: Path, result_path: Path) -> None:
             seconds = time.perf_counter() - t0
             rows = {k: len(getattr(table, k)) for k in ("branches", "forks") if hasattr(table, k)}
             stage("branches", seconds, available=True, rows=rows)
-    result["peak_rss"] = _peak_rss_bytes()
+    result["peak_rss"] = peak_rss_bytes()
     result["outcomes"] = runs.outcome.value_counts().to_dict()
 
     # The baseline, on the same steps table. The span table is no longer needed, and what
@@ -577,7 +577,7 @@ def measure(spans_path: Path, result_path: Path) -> None:
         result["networkx_seconds"] = time.perf_counter() - t0
     console.print(f"  networkx: {result['networkx_seconds']:.2f} s")
     result["check"] = compare(paths, theirs)
-    result["peak_rss_with_baseline"] = _peak_rss_bytes()
+    result["peak_rss_with_baseline"] = peak_rss_bytes()
     result_path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
 
 
@@ -826,14 +826,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{counts['lines']:,} lines, {counts['bytes'] / 1e9:.2f} GB, in {generate_s:.1f} s"
         )
         console.print("measuring in a fresh process:")
-        child = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--measure", spans_path, result_path],
-            check=False,
-        )
-        if child.returncode != 0 or not result_path.exists():
-            console.print(f"[red]the measuring process failed (exit {child.returncode})")
+        measured = measure_in_child(__file__, spans_path, result_path, console)
+        if measured is None:
             return 1
-        measured = json.loads(result_path.read_text(encoding="utf-8"))
     finally:
         if args.keep:
             console.print(f"kept {tmp}")

@@ -42,6 +42,46 @@ def _default_out(prefix: str) -> Path:
 
 
 @app.command()
+def demo(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output directory (default: reports/demo-<time>)."),
+    ] = None,
+    duration: Annotated[
+        float, typer.Option("--duration", "-t", help="Seconds of load, split over the levels.")
+    ] = 90.0,
+    time_scale: Annotated[
+        float,
+        typer.Option("--time-scale", help="Multiplier on every simulated wait (0.1: 10× faster)."),
+    ] = 0.1,
+    levels: Annotated[
+        str, typer.Option(help="Users at each step of the concurrency sweep, e.g. 2,5,10.")
+    ] = "2,5,10",
+    seed: Annotated[int, typer.Option(help="Seed of every run's draws.")] = 0,
+) -> None:
+    """The main job: simulator + service + a Locust load of every variant, then the report."""
+    from harness.demo import DemoOptions, print_demo, run_demo
+    from harness.load.shapes import parse_levels
+
+    try:
+        options = DemoOptions(
+            out_dir=out,
+            duration_s=duration,
+            time_scale=time_scale,
+            levels=parse_levels(levels),
+            seed=seed,
+        )
+        result = run_demo(options, console=err_console)
+    except ParabenchError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one was being handled
+        err_console.print("[bold red]error:[/] interrupted", highlight=False)
+        raise typer.Exit(130) from None
+    _print_headline(result.report.headline)
+    print_demo(result, console if console.is_terminal else Console(width=120))
+
+
+@app.command()
 def validate(
     scenarios: Annotated[list[str], typer.Argument(help="Scenario files or bundled names.")],
 ) -> None:
@@ -447,6 +487,183 @@ def analyze(
     from harness.analysis.console import print_analysis
 
     print_analysis(analysis, console if console.is_terminal else Console(width=160))
+
+
+@app.command()
+def report(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="A run directory: spans.jsonl (parabench run, serve), samples.jsonl "
+            "(parabench load), or both."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Where to write report.html, report.md, summary.json (RUN_DIR)."
+        ),
+    ] = None,
+    baseline_variant: Annotated[
+        str | None,
+        typer.Option(help="Variant to compare with and price branches against (the scenario's)."),
+    ] = None,
+) -> None:
+    """Write report.html (offline, with charts), report.md and summary.json for a run directory."""
+    from harness.report import write_report
+
+    try:
+        status = err_console.status("reporting …") if err_console.is_terminal else None
+        with status or contextlib.nullcontext():
+
+            def progress(stage: str) -> None:
+                if status is not None:
+                    status.update(f"reporting: {stage} …")
+
+            result = write_report(
+                run_dir, out, baseline_variant=baseline_variant, progress=progress
+            )
+    except ParabenchError as exc:
+        _fail(exc)
+    _print_headline(result.headline)
+    console.print(
+        f"html:     {escape(str(result.html_path))}\n"
+        f"markdown: {escape(str(result.markdown_path))}\n"
+        f"summary:  {escape(str(result.summary_path))}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _print_headline(headline: dict) -> None:
+    from rich import box
+
+    console.print(escape(headline["summary"]), highlight=False)
+    known = all(v["time_scale"] is not None for v in headline["variants"])
+    title = "real speed (measured ÷ time scale)" if known else "as measured (no spans, no scale)"
+    table = Table(title=f"per variant — seconds, {title}", box=box.SIMPLE_HEAD)
+    for col in ("variant", "side", "runs", "e2e p50", "e2e p95", "TTFC p50", "$/run"):
+        table.add_column(col, justify="left" if col in ("variant", "side") else "right")
+    for v in headline["variants"]:
+        name = f"{v['scenario']} / {v['variant']}" if v["scenario"] else v["variant"]
+        cost = v["cost_usd_per_run"]
+        table.add_row(
+            escape(name),
+            v["latency_source"],
+            str(v["runs"]),
+            _fmt_ms(v["e2e_ms"]["p50"], 1.0),
+            _fmt_ms(v["e2e_ms"]["p95"], 1.0),
+            _fmt_ms(v["ttfc_ms"]["p50"], 1.0),
+            f"{cost:.4f}" if cost is not None else "–",
+        )
+    (console if console.is_terminal else Console(width=120)).print(table)
+
+
+@app.command()
+def export(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A run directory (with spans.jsonl), or an OTLP JSON lines or Jaeger JSON file."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Output file (default: trace.perfetto.json beside the spans)."
+        ),
+    ] = None,
+    output_format: Annotated[
+        str,
+        typer.Option("--format", "-f", help="perfetto: Chrome Trace Event JSON for Perfetto."),
+    ] = "perfetto",
+) -> None:
+    """Export spans as a timeline for Perfetto, concurrent branches on tracks of their own."""
+    from harness.report.perfetto import export_trace_file
+
+    try:
+        result = export_trace_file(source, out, output_format)
+    except ParabenchError as exc:
+        _fail(exc)
+    console.print(
+        f"{result.spans} spans, {result.traces} traces, {result.tracks} tracks\n"
+        f"wrote {escape(str(result.path))}\n"
+        "open it at https://ui.perfetto.dev (Open trace file)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if not result.data_quality.clean:
+        found = ", ".join(f"{k}: {v}" for k, v in sorted(result.data_quality.counts.items()))
+        err_console.print(f"[yellow]data quality findings:[/] {escape(found)}", highlight=False)
+
+
+@app.command()
+def gate(
+    budget: Annotated[
+        Path, typer.Option(help="Budget file (YAML), e.g. scenarios/NAME.budget.yaml.")
+    ],
+    current: Annotated[
+        Path, typer.Option(help="Run dir to judge: what parabench run / load / demo wrote.")
+    ],
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="Compare with: a run dir, a baseline file or a summary.json."),
+    ] = None,
+    side: Annotated[
+        str | None,
+        typer.Option(help="client (samples.jsonl) or server (spans.jsonl); default: client."),
+    ] = None,
+    time_scale: Annotated[
+        float | None,
+        typer.Option(
+            "--time-scale",
+            min=1e-4,
+            max=100.0,
+            help="Time scale of client samples in a run dir without spans (the service's).",
+        ),
+    ] = None,
+    markdown: Annotated[
+        Path | None, typer.Option(help="Also write the result as Markdown (a PR comment).")
+    ] = None,
+    junit: Annotated[Path | None, typer.Option(help="Also write the result as JUnit XML.")] = None,
+    update_baseline: Annotated[
+        Path | None,
+        typer.Option(help="Write the current runs as a baseline file here, if the gate passes."),
+    ] = None,
+) -> None:
+    """Judge a run dir against a budget and a baseline: exit 0 pass, 1 fail, 2 bad input."""
+    from harness.gate.budget import load_budget
+
+    try:
+        # Budget and options first, before the heavy imports: bad input is refused at once.
+        loaded = load_budget(budget)
+        from harness.gate.baseline import load_baseline, write_baseline
+        from harness.gate.rundata import load_run_dir, parse_side
+
+        chosen = parse_side(side)
+        data = load_run_dir(current, loaded.scenario, side=chosen, time_scale=time_scale)
+        base = None
+        if baseline is not None:
+            base = load_baseline(baseline, loaded.scenario, side=data.side, time_scale=time_scale)
+        from harness.gate.checks import run_gate
+        from harness.gate.output import print_result, write_outputs
+
+        result = run_gate(loaded, data, base)
+        write_outputs(result, markdown=markdown, junit=junit)
+    except ParabenchError as exc:
+        _fail(exc)
+    print_result(result, console if console.is_terminal else Console(width=160))
+    if update_baseline is not None:
+        if result.exit_code == 0:
+            path = write_baseline(data, update_baseline)
+            console.print(f"baseline written: {escape(str(path))}", highlight=False)
+        else:
+            err_console.print(
+                f"[yellow]baseline not written:[/] the gate failed; {escape(str(update_baseline))} "
+                "is unchanged (to accept these runs, gate them without --baseline)",
+                highlight=False,
+            )
+    raise typer.Exit(result.exit_code)
 
 
 def _fmt_ms(value: float | None, scale: float) -> str:

@@ -5,8 +5,10 @@ it, so the command line can print it as is and exit non-zero::
 
     ParabenchError                 base class; ``exit_code`` 2 (bad input)
     ├── ScenarioError              a scenario file is invalid
+    │   └── BudgetError            a budget file (``*.budget.yaml``) is invalid
     ├── ConfigError                a setting or command-line value is invalid
     ├── TraceDataError             a trace file cannot be read at all
+    ├── StageError                 a stage of ``parabench demo`` failed or was interrupted
     └── ProviderError              an LLM or tool call failed (one attempt)
         └── RateLimitedError       the provider answered 429; may carry Retry-After
 
@@ -17,11 +19,13 @@ updates log and drop instead (see ``harness.telemetry``).
 from __future__ import annotations
 
 __all__ = [
+    "BudgetError",
     "ConfigError",
     "ParabenchError",
     "ProviderError",
     "RateLimitedError",
     "ScenarioError",
+    "StageError",
     "TraceDataError",
 ]
 
@@ -57,12 +61,43 @@ class ScenarioError(ParabenchError):
         super().__init__(what, where=where, fix=fix)
 
 
+class BudgetError(ScenarioError):
+    """A budget file is invalid: malformed, or naming variants or steps its scenario lacks.
+
+    A budget belongs to its scenario (``NAME.budget.yaml`` next to ``NAME.yaml``),
+    so it is reported the same way: the file, the field and the fix.
+    """
+
+
 class ConfigError(ParabenchError):
     """A setting, environment variable or command-line value is invalid."""
 
 
 class TraceDataError(ParabenchError):
     """A trace file cannot be read at all (a bad line is a finding, not an error)."""
+
+
+class StageError(ParabenchError):
+    """A stage of a job that starts servers and a load (``parabench demo``) failed.
+
+    ``stage`` names it. ``exit_code`` is 1, or 130 when the user interrupted
+    it (Ctrl-C), as a shell reports a job ended by SIGINT. The message says
+    where the outputs collected so far are.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        stage: str,
+        interrupted: bool = False,
+        where: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.stage = stage
+        self.interrupted = interrupted
+        self.exit_code = 130 if interrupted else 1
+        super().__init__(what, where=where, fix=fix)
 
 
 class ProviderError(ParabenchError):

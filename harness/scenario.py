@@ -672,29 +672,38 @@ def bundled_scenarios() -> list[str]:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.yaml") if not p.name.endswith(".budget.yaml"))
 
 
-def load_scenario(name_or_path: str | Path) -> Scenario:
-    """Read and validate a scenario file; raises ``ScenarioError`` with file, field and fix."""
-    path = resolve_scenario_path(name_or_path)
+def read_yaml_file(path: Path, error: type[ScenarioError] = ScenarioError) -> Any:
+    """Parse a YAML file; any problem raises ``error`` naming the file and the fix.
+
+    Shared by scenario and budget files, which report problems the same way.
+    """
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error("no such file", file=source, fix="check the path") from None
     except UnicodeDecodeError as exc:
-        raise ScenarioError(
+        raise error(
             f"not UTF-8 text (byte {exc.start})", file=source, fix="save the file as UTF-8"
         ) from None
     except OSError as exc:
-        raise ScenarioError(
+        raise error(
             f"cannot read: {exc.strerror}", file=source, fix="check the path and its permissions"
         ) from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(
+        raise error(
             f"invalid YAML{where}: {problem}",
             file=source,
             fix="fix the YAML syntax (indentation, colons, quotes)",
         ) from None
-    return Scenario.from_dict(data, source=source)
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Read and validate a scenario file; raises ``ScenarioError`` with file, field and fix."""
+    path = resolve_scenario_path(name_or_path)
+    return Scenario.from_dict(read_yaml_file(path), source=str(path))

@@ -109,3 +109,24 @@ def raw_runs() -> Callable[[Path], list[dict[str, Any]]]:
         return runs
 
     return parse
+
+
+@pytest.fixture(scope="session")
+def research_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory of every research_assistant variant, 6 runs each, at time scale 0.02.
+
+    Shared by the tests that only read it (analysis, export); made once per session.
+    """
+    from harness.runner import run_batch
+    from harness.scenario import load_scenario
+
+    out = tmp_path_factory.mktemp("research")
+    run_batch(
+        load_scenario("research_assistant"),
+        variants=["sequential", "parallel", "parallel_capped"],
+        runs=6,
+        out_dir=out,
+        time_scale=0.02,
+        concurrency=3,
+    )
+    return out

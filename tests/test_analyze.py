@@ -10,9 +10,6 @@ from typing import Any
 import pytest
 from helpers import assert_clean_failure, parabench
 
-from harness.runner import run_batch
-from harness.scenario import load_scenario
-
 DATA = Path(__file__).parent / "data"
 JAEGER_CASES: dict[str, Any] = json.loads(
     (DATA / "critical_path" / "jaeger_cp_fixtures.json").read_text()
@@ -20,18 +17,9 @@ JAEGER_CASES: dict[str, Any] = json.loads(
 
 
 @pytest.fixture(scope="module")
-def research(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Spans of every research_assistant variant, 6 runs each, at a small time scale."""
-    out = tmp_path_factory.mktemp("research")
-    run_batch(
-        load_scenario("research_assistant"),
-        variants=["sequential", "parallel", "parallel_capped"],
-        runs=6,
-        out_dir=out,
-        time_scale=0.02,
-        concurrency=3,
-    )
-    return out / "spans.jsonl"
+def research(research_dir: Path) -> Path:
+    """Spans of every research_assistant variant, 6 runs each (see conftest.py)."""
+    return research_dir / "spans.jsonl"
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import Result, assert_clean_failure, expectations, parabench
+from helpers import Result, assert_clean_failure, assert_file_error, expectations, parabench
 
 DATA = Path(__file__).parent / "data"
 BAD_FILES = {p.stem: p for p in sorted((DATA / "bad_scenarios").glob("*.yaml"))}
@@ -100,16 +100,7 @@ class TestBadScenarioFiles:
         """The command exits 2 and prints the file, the field, the problem and the fix."""
         path = inputs[case]
         expect = expected_for(case, path)
-        result = results[(command, case)]
-        assert_clean_failure(result)
-        assert result.stderr.startswith(f"error: {path}: ")
-        if expect["field"] != "-":
-            assert f"field '{expect['field']}'" in result.stderr
-        what, _, fix = result.stderr.rstrip("\n").partition("\n  fix: ")
-        assert expect["text"] in what
-        assert expect["fix"] in fix
-        # One message: the problem on one line, the fix on the next.
-        assert "\n" not in what and "\n" not in fix
+        assert_file_error(results[(command, case)], path, expect)
 
     def test_nothing_was_written(
         self, workdir: Path, results: dict[tuple[str, ...], Result]

@@ -82,6 +82,19 @@ class TestHandComputed:
         for metric in ("delta_e2e_p50_ms", "delta_cost_usd_per_run", "saved_s_per_run"):
             assert row[f"{metric}_ci_low"] <= row[metric] <= row[f"{metric}_ci_high"]
 
+    def test_seconds_saved_are_real_seconds(self):
+        """Runs recorded at time scale 0.1 saved ten times the seconds their spans show."""
+        runs = pd.concat(
+            [
+                _runs("sequential", [100, 200, 300], [0.01] * 3, time_scale=0.1),
+                _runs("parallel", [50, 100, 150], [0.02] * 3, time_scale=0.1),
+            ]
+        )
+        row = _one(compare_variants(runs, n_resamples=999))
+        assert row.delta_e2e_p50_ms == pytest.approx(-100)  # as measured
+        assert row.saved_s_per_run == pytest.approx(1.0)  # 0.1 s measured = 1 s real
+        assert row.usd_per_s_saved == pytest.approx(0.01)
+
     def test_free_when_cheaper_and_faster(self):
         """A variant that saves time and money has a negative $/s: free, worth it."""
         runs = pd.concat(

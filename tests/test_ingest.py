@@ -609,6 +609,19 @@ class TestFindings:
         )
         assert T2 in quality.examples["trace_without_root"][0]
 
+    def test_server_span_with_a_remote_parent_is_an_entry_point(self, tmp_path):
+        """A SERVER span whose parent came from a client's traceparent is a root, not an orphan."""
+        path = _write(
+            tmp_path / "r.jsonl",
+            _line(_span(T1, _sid(1), _sid(90), kind=2), _span(T1, _sid(2), _sid(1), start=1_200)),
+            _line(_span(T2, _sid(3), _sid(91), kind=5)),  # a CONSUMER fed by another process
+            _line(_span("0" * 31 + "3", _sid(4), _sid(92), kind=1)),  # INTERNAL: a real orphan
+        )
+        spans, quality = read_spans(path)
+        assert len(spans) == 4
+        assert quality.counts == {"orphan_span": 1, "trace_without_root": 1}
+        assert _sid(4) in quality.examples["orphan_span"][0]
+
     def test_end_before_start_is_kept_as_read(self, tmp_path):
         """Spans ending before they start are counted and kept with their times unchanged."""
         path = _write(

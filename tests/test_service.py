@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -16,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import system_binary
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.errors import ConfigError
@@ -638,14 +637,7 @@ class TestMetrics:
 
     def test_promtool_accepts_the_exposition(self, service: ServiceServer) -> None:
         """`promtool check metrics` finds no problem in the exposition after a run."""
-        promtool = shutil.which("promtool")
-        if promtool is None:
-            if os.environ.get("PARABENCH_REQUIRE_SYSTEM_DEPS") == "1":
-                pytest.fail("promtool is required (PARABENCH_REQUIRE_SYSTEM_DEPS=1) but missing")
-            pytest.skip(
-                "PROMTOOL NOT INSTALLED: the exposition was not checked; run "
-                "scripts/setup-system.sh (Debian package 'prometheus')"
-            )
+        promtool = system_binary("promtool", "the exposition")
         run_events(service.url, {"scenario": "research_assistant", "variant": "parallel"})
         text = httpx.get(f"{service.url}/metrics").text
         check = subprocess.run(

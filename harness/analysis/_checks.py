@@ -25,6 +25,7 @@ _EXAMPLES = 3
 _NIBBLES = np.full(256, 255, dtype=np.uint8)  # ASCII lowercase hex digit -> its value
 _NIBBLES[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
 _PRODUCER, _CONSUMER = KIND_NAMES.index("PRODUCER"), KIND_NAMES.index("CONSUMER")
+_SERVER = KIND_NAMES.index("SERVER")
 
 
 def _ms(ns: Any) -> str:
@@ -179,7 +180,10 @@ class SpanTable:
         end = frame.end_ns.to_numpy()
         parent_ids = frame.parent_span_id.to_numpy(dtype=object)
         parent_row = np.where(has_parent, pd.Index(key).get_indexer(parent_key), -1)
-        orphan = np.flatnonzero(has_parent & (parent_row < 0))
+        # A SERVER or CONSUMER span whose parent is missing was called from another
+        # process (a client's traceparent): it is this file's entry point, not an orphan.
+        remote = has_parent & (parent_row < 0) & np.isin(kind, (_SERVER, _CONSUMER))
+        orphan = np.flatnonzero(has_parent & (parent_row < 0) & ~remote)
         add_many(
             "orphan_span",
             len(orphan),
@@ -190,7 +194,7 @@ class SpanTable:
         )
 
         spans_per_trace = np.bincount(trace_codes)
-        rooted = np.bincount(trace_codes[~has_parent], minlength=len(spans_per_trace)) > 0
+        rooted = np.bincount(trace_codes[~has_parent | remote], minlength=len(spans_per_trace)) > 0
         rootless = np.flatnonzero((spans_per_trace > 0) & ~rooted)
         firsts = [int(np.argmax(trace_codes == code)) for code in rootless[:_EXAMPLES]]
         add_many(

@@ -9,8 +9,9 @@ positive cost delta means it costs more:
   95th percentile of end-to-end latency (run span start → end).
 * ``delta_ttfc_p50_ms`` / ``delta_ttfc_p95_ms`` — the same for time to first card.
 * ``delta_cost_usd_per_run`` — change of the mean cost of a run.
-* ``saved_s_per_run`` — seconds saved per run: (mean e2e of the baseline −
-  mean e2e of the variant) / 1000.
+* ``saved_s_per_run`` — real seconds saved per run: (mean e2e of the baseline −
+  mean e2e of the variant) / 1000 / time scale (runs recorded at time scale
+  0.1 ran 10× faster than real; the value of time is per real second).
 * ``usd_per_s_saved`` — dollars per second saved: ``delta_cost_usd_per_run /
   saved_s_per_run``. Negative means "free" (cheaper *and* faster); undefined
   (NaN, with the reason in ``note``) when the variant saves no time on average.
@@ -244,8 +245,13 @@ def _quantile_pair(x: Array, y: Array, axis: int = -1) -> Any:
     return np.quantile(y, [0.5, 0.95], axis=axis) - np.quantile(x, [0.5, 0.95], axis=axis)
 
 
-def _cost_and_time(base: pd.DataFrame, var: pd.DataFrame) -> Statistic:
-    """Δ mean cost (all runs), seconds saved and $/s (completed runs), resampled by run index."""
+def _cost_and_time(base: pd.DataFrame, var: pd.DataFrame, time_scale: float) -> Statistic:
+    """Δ mean cost (all runs), seconds saved and $/s (completed runs), resampled by run index.
+
+    Seconds saved are real seconds (measured ÷ time scale): the value of time
+    is per real second, and costs do not scale.
+    """
+    real = 1000.0 * (time_scale if time_scale > 0 else 1.0)
     cols = []
     for g in (base, var):
         done = (g.outcome == "completed").to_numpy()
@@ -261,7 +267,7 @@ def _cost_and_time(base: pd.DataFrame, var: pd.DataFrame) -> Statistic:
             means.append((cost[i].mean(axis=axis), e2e[i].sum(axis=axis) / count))
         (cost_b, e2e_b), (cost_v, e2e_v) = means
         delta_cost = cost_v - cost_b
-        saved_s = (e2e_b - e2e_v) / 1000.0
+        saved_s = (e2e_b - e2e_v) / real
         # A resample that saves no time would divide by 0: clip, so it lands in a far tail.
         per_s = delta_cost / np.where(saved_s > 0, saved_s, 1e-12)
         return np.stack([delta_cost, saved_s, per_s])
@@ -321,7 +327,11 @@ def _compare_pair(
         index_b = np.arange(len(base), dtype=float)
         index_v = np.arange(len(var), dtype=float)
         est, low, high, how = _bootstrap(
-            [index_b, index_v], _cost_and_time(base, var), seed=[seed, 2], method="auto", **opts
+            [index_b, index_v],
+            _cost_and_time(base, var, float(row["time_scale"])),
+            seed=[seed, 2],
+            method="auto",
+            **opts,
         )
         methods.add(how)
         names = ["delta_cost_usd_per_run", "saved_s_per_run", "usd_per_s_saved"]
@@ -332,7 +342,7 @@ def _compare_pair(
                 row[f"usd_per_s_saved{suffix}"] = np.nan
             notes.append(
                 "$/s saved undefined: the variant saves no time on average "
-                f"(mean e2e {-saved_s * 1000:+.1f} ms vs the baseline)"
+                f"(mean e2e {-saved_s * 1000:+.1f} ms at real speed vs the baseline)"
             )
             # Dearer and no faster: not worth it; cheaper but no faster: a judgement call.
             row["worth_it"] = False if delta_cost > 0 else None

@@ -35,7 +35,8 @@ examples that say where (``file:line``, trace and span id), in ``DataQuality``:
 ``malformed_attribute``        an attribute or tag value that does not decode (dropped)
 ``malformed_event``            an event or log without a valid time (dropped)
 ``duplicate_span_id``          a span id seen before in the same trace (the first is kept)
-``orphan_span``                the parent id is set but absent from the trace
+``orphan_span``                the parent id is set but absent from the trace (except on a
+                               SERVER or CONSUMER span: its parent is remote, the caller's)
 ``trace_without_root``         every span of the trace has a parent id
 ``end_before_start``           kept as read; durations are clamped at 0 downstream
 ``child_outside_parent``       a child starts before its parent or ends after it

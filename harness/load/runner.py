@@ -39,7 +39,15 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Column
 
 from harness.errors import ConfigError, ParabenchError
 from harness.load.measure import parse_variants
@@ -115,7 +123,7 @@ class LoadResult:
 
 
 class LoadProgress:
-    """A live line while Locust runs: elapsed time, runs so far, outcomes, median e2e."""
+    """A live line while Locust runs: elapsed and remaining time, runs so far, outcomes."""
 
     def __init__(self, samples_path: Path, planned_s: float | None, *, enabled: bool) -> None:
         self.tail = SampleTail(samples_path)
@@ -123,9 +131,11 @@ class LoadProgress:
         self.enabled = enabled
         self._progress = Progress(
             TextColumn("[bold]load[/]"),
-            BarColumn(),
+            BarColumn(bar_width=20),
             TimeElapsedColumn(),
-            TextColumn("{task.description}"),
+            TimeRemainingColumn(),
+            # A long line wraps instead of squeezing the columns before it.
+            TextColumn("{task.description}", table_column=Column(overflow="fold")),
             console=Console(stderr=True),
             transient=False,
         )
@@ -319,10 +329,9 @@ def run_load(options: LoadOptions, *, progress: bool = True) -> LoadResult:
             _wait(proc, samples_path, planned_s, options.stop_timeout_s, progress)
         except KeyboardInterrupt:
             interrupted = True
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=options.stop_timeout_s + 30)
-            except subprocess.TimeoutExpired:
+            _stop_locust(proc, options.stop_timeout_s + 30)
+        finally:
+            if proc.poll() is None:  # anything else went wrong here: never leave Locust behind
                 proc.kill()
                 proc.wait()
     elapsed_s = time.monotonic() - started
@@ -364,6 +373,20 @@ def run_load(options: LoadOptions, *, progress: bool = True) -> LoadResult:
     )
 
 
+def _stop_locust(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Stop Locust: SIGINT (it drains runs in flight and writes its reports), then kill.
+
+    The kill comes after ``timeout_s``, or at once on another Ctrl-C, so Locust
+    never outlives the caller.
+    """
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout_s)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        proc.kill()
+        proc.wait()
+
+
 def _wait(
     proc: subprocess.Popen[bytes],
     samples_path: Path,
@@ -378,12 +401,7 @@ def _wait(
         while proc.poll() is None:
             shown.update()
             if limit_s is not None and time.monotonic() - started > limit_s:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                _stop_locust(proc, 15)
                 break
             time.sleep(0.25)
         shown.update()

@@ -128,13 +128,20 @@ def read_samples(path: str | Path) -> list[dict[str, Any]]:
 
 
 class SampleTail:
-    """Reads the lines appended to ``samples.jsonl`` since the last call."""
+    """Reads the lines appended to ``samples.jsonl`` since the last call.
+
+    Counts runs per outcome and per variant (in order of appearance), and keeps
+    the latest sample's concurrency level and the last 500 e2e times, for a live
+    progress line.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._offset = 0
         self._partial = b""
         self.outcomes: Counter[str] = Counter()
+        self.variants: Counter[str] = Counter()
+        self.concurrency: int | None = None
         self.recent_e2e_ms: list[float] = []
 
     def poll(self) -> None:
@@ -153,6 +160,9 @@ class SampleTail:
             except ValueError:
                 continue
             self.outcomes[str(sample.get("outcome"))] += 1
+            self.variants[str(sample.get("variant"))] += 1
+            if isinstance(sample.get("concurrency"), int):
+                self.concurrency = sample["concurrency"]
             if isinstance(sample.get("e2e_ms"), int | float):
                 self.recent_e2e_ms.append(float(sample["e2e_ms"]))
         self.recent_e2e_ms = self.recent_e2e_ms[-500:]
@@ -162,10 +172,15 @@ class SampleTail:
         return sum(self.outcomes.values())
 
     def describe(self) -> str:
-        parts = [f"{self.runs} runs"]
-        parts += [f"{name} {count}" for name, count in sorted(self.outcomes.items())]
+        """One line: users now, runs (per variant when several), problems, median e2e."""
+        parts = [] if self.concurrency is None else [f"{self.concurrency} users"]
+        runs = f"{self.runs} runs"
+        if len(self.variants) > 1:
+            runs += ": " + ", ".join(f"{name} {count}" for name, count in self.variants.items())
+        parts.append(runs)
+        parts += [f"{name} {n}" for name, n in sorted(self.outcomes.items()) if name != "completed"]
         if self.recent_e2e_ms:
-            parts.append(f"e2e p50 {statistics.median(self.recent_e2e_ms):.0f} ms (last 500)")
+            parts.append(f"e2e p50 {statistics.median(self.recent_e2e_ms):.0f} ms")
         return " · ".join(parts)
 
 
