@@ -36,6 +36,7 @@ naming the file, the field and the fix.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -72,7 +73,21 @@ __all__ = [
     "resolve_scenario_path",
 ]
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+def _bundled_dir() -> Path:
+    """``scenarios/`` of a source checkout, else where ``pip install`` put it.
+
+    The charter keeps ``scenarios/`` at the top of the repository, outside the
+    ``harness`` package, so a wheel installs it as data under
+    ``<prefix>/share/parabench/scenarios`` (see pyproject.toml).
+    """
+    checkout = Path(__file__).resolve().parent.parent / "scenarios"
+    if checkout.is_dir():
+        return checkout
+    installed = Path(sys.prefix) / "share" / "parabench" / "scenarios"
+    return installed if installed.is_dir() else checkout
+
+
+BUNDLED_DIR = _bundled_dir()
 
 _DIST_HELP = (
     "use a number, or a distribution: {median: M, sigma: S} (lognormal), "
