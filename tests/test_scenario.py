@@ -336,6 +336,25 @@ class TestBundledScenarios:
         assert scenario.plan("parallel_cap4").max_concurrency == 4
 
 
+class TestInstalledScenarios:
+    def test_wheel_install_finds_them_under_share(self, tmp_path: Path, monkeypatch) -> None:
+        """Without a checkout's scenarios/, the copy pip put in <prefix>/share is used."""
+        site = tmp_path / "site-packages" / "harness"
+        site.mkdir(parents=True)
+        share = tmp_path / "prefix" / "share" / "parabench" / "scenarios"
+        share.mkdir(parents=True)
+        monkeypatch.setattr(scenario_module, "__file__", str(site / "scenario.py"))
+        monkeypatch.setattr(scenario_module.sys, "prefix", str(tmp_path / "prefix"))
+        assert scenario_module._bundled_dir() == share
+
+    def test_checkout_wins(self) -> None:
+        """In a source checkout the repository's scenarios/ is the bundled directory."""
+        assert (
+            scenario_module._bundled_dir()
+            == Path(scenario_module.__file__).parent.parent / "scenarios"
+        )
+
+
 class TestPlan:
     """A Plan applies a variant's remove_steps, add_steps and overrides."""
 
