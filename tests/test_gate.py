@@ -419,12 +419,19 @@ class TestRegressionsOnSimulatedRuns:
         assert statuses.count("pass") >= (2 if noisy else 15)
 
     def test_2_percent_slower_passes(self, runs_dir: Path) -> None:
-        """+2% LLM latency sits inside a 10% tolerance: the median check passes outright."""
+        """+2% LLM latency sits inside a 10% tolerance: the gate passes, never fails.
+
+        The median check usually passes outright; on a machine busy enough to widen
+        the interval past the tolerance it may say inconclusive (still exit 0), but
+        its estimate must stay well inside the tolerance.
+        """
         base, out = runs_dir / "base-2pc", runs_dir / "slower-2pc"
         _record((base, _scenario(), 0), (out, _scenario(1.02), 1))
         result = run_gate(_budget(), load_run_dir(out, SCENARIO), load_run_dir(base, SCENARIO))
         assert result.exit_code == 0
-        assert _by_name(result)["e2e_p50"].status == "pass"
+        median = _by_name(result)["e2e_p50"]
+        assert median.status in ("pass", "inconclusive")
+        assert median.measured is not None and median.measured < 0.07
 
 
 class TestBundledBudgets:
