@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import json
 import logging
 import random
 import uuid
@@ -602,7 +603,11 @@ class Executor:
             fail_rate=step.fail_rate,
             timeout_s=step.timeout_s,
             latency_profile=self.scenario.latency_profile(model),
+            prompt=step.prompt,
+            capture_content=self.telemetry.capture_content,
         )
+        if self.telemetry.capture_content and step.prompt is not None:
+            _safe_attrs(span, {"gen_ai.input.messages": _messages_json("user", step.prompt)})
         try:
             if step.timeout_s is not None:
                 async with asyncio.timeout(step.timeout_s * self.time_scale):
@@ -654,7 +659,9 @@ class Executor:
         if not response.usage_reported:
             attrs["parabench.usage.estimated"] = True
         if self.telemetry.capture_content and response.content is not None:
-            attrs["gen_ai.output.messages"] = response.content
+            attrs["gen_ai.output.messages"] = _messages_json(
+                "assistant", response.content, response.finish_reason
+            )
         _safe_attrs(span, attrs)
         _safe_end(span)
         if self.metrics is not None:
@@ -773,6 +780,14 @@ def _outcome(results: dict[str, StepResult], cards: list[Card], cancelled: bool)
     if all(r.status == "ok" for r in results.values()):
         return "completed"
     return "partial" if cards else "failed"
+
+
+def _messages_json(role: str, text: str, finish_reason: str | None = None) -> str:
+    """One message in the GenAI semconv's ``gen_ai.{input,output}.messages`` JSON shape."""
+    message: dict[str, Any] = {"role": role, "parts": [{"type": "text", "content": text}]}
+    if finish_reason is not None:
+        message["finish_reason"] = finish_reason
+    return json.dumps([message], ensure_ascii=False)
 
 
 def _safe_attrs(span: Span, attrs: dict[str, Any]) -> None:

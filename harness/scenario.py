@@ -212,6 +212,7 @@ class Step(BaseModel):
     model: str | None = None
     input_tokens: Dist | None = None
     output_tokens: Dist | None = None
+    prompt: str | None = Field(None, max_length=100_000)
     # tool steps
     tool: str | None = None
     latency_ms: Dist | None = None
@@ -246,7 +247,7 @@ class Step(BaseModel):
                     fix="remove latency_ms, or set the profile under models.<name>.latency",
                 )
         if self.kind == "tool":
-            for name in ("model", "input_tokens", "output_tokens"):
+            for name in ("model", "input_tokens", "output_tokens", "prompt"):
                 if getattr(self, name) is not None:
                     raise _FieldProblem(
                         f"a tool step takes no {name}",
@@ -276,6 +277,7 @@ class StepOverride(BaseModel):
     model: str | None = None
     input_tokens: Dist | None = None
     output_tokens: Dist | None = None
+    prompt: str | None = Field(None, max_length=100_000)
     latency_ms: Dist | None = None
     cost_usd: float | None = Field(None, ge=0)
     timeout_s: float | None = Field(None, gt=0)

@@ -117,10 +117,17 @@ def uvicorn_config(app: ASGIApp, *, log: bool, lifespan: Lifespan) -> uvicorn.Co
     )
 
 
-def warn_unless_loopback(host: str) -> None:
-    """Warn on stderr when ``host`` is reachable from other machines."""
-    if host not in _LOOPBACK:
-        print(f"warning: bound to {host}, not loopback only", file=sys.stderr)
+def warn_unless_loopback(host: str, *, guarded: bool = True, key_env: str = "") -> None:
+    """Warn on stderr when ``host`` is reachable from other machines (louder when unguarded)."""
+    if host in _LOOPBACK:
+        return
+    print(f"warning: bound to {host}, not loopback only", file=sys.stderr)
+    if not guarded:
+        print(
+            "warning: no API key is set, so anyone who can reach this port can use it; "
+            f"set {key_env or 'an API key'} (clients then send 'Authorization: Bearer <key>')",
+            file=sys.stderr,
+        )
 
 
 class ListenConfig(Protocol):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +117,15 @@ def assert_file_error(result: Result, path: Path, expect: dict[str, str]) -> Non
     assert expect["fix"] in fix
     # One message: the problem on one line, the fix on the next.
     assert "\n" not in what and "\n" not in fix
+
+
+def read_spans(path: Path) -> list[dict[str, Any]]:
+    """Spans of an OTLP JSON lines file, with plain attribute values."""
+    spans = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        for rs in json.loads(line)["resourceSpans"]:
+            for ss in rs["scopeSpans"]:
+                for span in ss["spans"]:
+                    attrs = {a["key"]: next(iter(a["value"].values())) for a in span["attributes"]}
+                    spans.append({**span, "attrs": attrs})
+    return spans

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import system_binary
+from helpers import read_spans, system_binary
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.errors import ConfigError
@@ -73,18 +73,6 @@ def run_events(
         for chunk in response.iter_raw():
             events.extend(parser.feed(chunk))
     return response, events, parser
-
-
-def read_spans(path: Path) -> list[dict[str, Any]]:
-    """Spans of an OTLP JSON lines file, with plain attribute values."""
-    spans = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        for rs in json.loads(line)["resourceSpans"]:
-            for ss in rs["scopeSpans"]:
-                for span in ss["spans"]:
-                    attrs = {a["key"]: next(iter(a["value"].values())) for a in span["attributes"]}
-                    spans.append({**span, "attrs": attrs})
-    return spans
 
 
 def flushed_spans(server: ServiceServer, count: int = 1) -> list[dict[str, Any]]:

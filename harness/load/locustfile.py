@@ -34,6 +34,9 @@ Options (Locust custom arguments; each also read from an environment variable):
 shape: ``--shape`` constant|step|sweep, ``--duration``, ``--levels``, ``--hold``,
 ``--step-users`` (``harness.load.shapes``).
 
+With ``PARABENCH_API_KEY`` set, every request carries ``Authorization: Bearer
+<key>`` (a service started with that key requires it).
+
 After a 503 the user waits the service's ``Retry-After`` (at most 5 s) before
 its next run, as a well-behaved client would.
 """
@@ -42,6 +45,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import gevent
@@ -52,7 +57,13 @@ from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from harness.errors import ParabenchError
 from harness.load.collect import SampleSink
-from harness.load.measure import RunRecorder, VariantPicker, new_traceparent, parse_variants
+from harness.load.measure import (
+    RunRecorder,
+    VariantPicker,
+    auth_headers,
+    new_traceparent,
+    parse_variants,
+)
 from harness.load.samples import SAMPLE_SCHEMA
 from harness.load.shapes import SHAPES, LoadSchedule, make_schedule
 from harness.sse import SseParser
@@ -71,6 +82,8 @@ class _Settings:
     schedule: LoadSchedule | None = None
     worker_index = 0
     runs = 0
+    #: ``Authorization`` for a service with an API key (``PARABENCH_API_KEY``).
+    auth: Mapping[str, str] = MappingProxyType({})
 
     def next_seed(self) -> int:
         """Run n of worker w sends seed + w·10⁷ + n: a rerun draws the same durations."""
@@ -163,6 +176,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     SETTINGS.scenario = options.scenario
     SETTINGS.seed = options.seed
     SETTINGS.runs = 0
+    SETTINGS.auth = auth_headers()
     SETTINGS.worker_index = getattr(environment.runner, "worker_index", 0) or 0
     picker_seed = None if options.seed is None else options.seed + SETTINGS.worker_index
     SETTINGS.picker = VariantPicker(parse_variants(options.variants), seed=picker_seed)
@@ -269,6 +283,7 @@ class AgentUser(FastHttpUser):
                 "traceparent": traceparent,
                 "Accept": "text/event-stream",
                 "Accept-Encoding": "identity",
+                **SETTINGS.auth,
             },
         )
         recorder = RunRecorder(sent_s=sent_s)

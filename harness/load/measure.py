@@ -36,6 +36,7 @@ __all__ = [
     "FINAL_EVENTS",
     "RunRecorder",
     "VariantPicker",
+    "auth_headers",
     "new_traceparent",
     "parse_variants",
     "speed_index_ms",
@@ -191,3 +192,9 @@ class RunRecorder:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
+
+
+def auth_headers() -> dict[str, str]:
+    """``Authorization`` for the service when ``PARABENCH_API_KEY`` is set (the load sends it)."""
+    key = os.environ.get("PARABENCH_API_KEY", "").strip()
+    return {"Authorization": f"Bearer {key}"} if key else {}

@@ -169,6 +169,8 @@ def check_host(host: str, timeout_s: float = 5.0) -> None:
     """Fail fast, with the fix, when nothing healthy answers at ``host``/healthz."""
     import httpx
 
+    from harness.load.measure import auth_headers
+
     if not host.startswith(("http://", "https://")):
         raise ConfigError(
             f"host '{host}' is not an http(s) URL",
@@ -189,6 +191,19 @@ def check_host(host: str, timeout_s: float = 5.0) -> None:
             f"{url} answered HTTP {response.status_code}, not 200",
             where="--host",
             fix="point --host at a running parabench service (parabench serve)",
+        )
+    # /healthz is open; /v1/* may need the bearer token the load will send.
+    api = host.rstrip("/") + "/v1/scenarios"
+    try:
+        response = httpx.get(api, headers=auth_headers(), timeout=timeout_s)
+    except httpx.HTTPError:
+        return  # healthy a moment ago: let the load itself report what goes wrong
+    if response.status_code == 401:
+        sent = "the token in PARABENCH_API_KEY" if auth_headers() else "no token"
+        raise ConfigError(
+            f"{api} answered 401: the service requires a bearer token, and {sent} was refused",
+            where="PARABENCH_API_KEY",
+            fix="set PARABENCH_API_KEY to the service's API key",
         )
 
 
@@ -256,7 +271,9 @@ def locust_command(options: LoadOptions, out_dir: Path) -> list[str]:
         # A free port per test, so two tests on one machine do not meet on 5557.
         port = str(_free_port())
         cmd += ["--processes", str(options.processes)]
-        cmd += ["--master-bind-port", port, "--master-port", port]
+        # Local workers only: the master listens on loopback, not on every interface.
+        cmd += ["--master-bind-host", "127.0.0.1", "--master-bind-port", port]
+        cmd += ["--master-host", "127.0.0.1", "--master-port", port]
     return cmd + list(options.extra_locust_args)
 
 

@@ -38,6 +38,10 @@ class LlmCall:
     fail_rate: float = 0.0
     timeout_s: float | None = None
     latency_profile: object | None = None  # a LatencyProfile for simulated providers
+    #: The step's own prompt text (``prompt:``); None sends filler only.
+    prompt: str | None = None
+    #: Return the answer's text in ``LlmResponse.content`` (content capture is on).
+    capture_content: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,12 @@ executor owns retries so that every attempt gets its own span. TTFT is the
 time to the first chunk with non-empty content (a role-only chunk is not it);
 usage comes from the endpoint's final ``include_usage`` chunk.
 
-Prompts carry no real content: ``input_tokens`` words of filler, which the
-simulator counts one token per word. Against the simulator the request also
-carries ``x-parabench-key`` so it draws the same timings as the in-process
-provider.
+Prompts carry no real content unless the step sets ``prompt:``: its text,
+then filler words up to ``input_tokens`` words, which the simulator counts one
+token per word. The answer's text is kept only when content capture is on
+(``LlmCall.capture_content``); otherwise it is read and dropped. Against the
+simulator the request also carries ``x-parabench-key`` so it draws the same
+timings as the in-process provider.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from harness.errors import ConfigError, ProviderError, RateLimitedError
 from harness.providers.base import LlmCall, LlmResponse
 from harness.providers.limits import ClientLimiter
 
-__all__ = ["OpenAICompatProvider", "is_loopback_url"]
+__all__ = ["OpenAICompatProvider", "is_loopback_url", "prompt_text"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -56,6 +58,14 @@ def _http() -> Any:
 @lru_cache(maxsize=256)
 def _filler(words: int) -> str:
     return " ".join(["lorem"] * max(words, 1))
+
+
+def prompt_text(call: LlmCall) -> str:
+    """The user message of ``call``: its prompt, padded with filler to ``input_tokens`` words."""
+    if call.prompt is None:
+        return _filler(call.input_tokens)
+    missing = call.input_tokens - len(call.prompt.split())
+    return f"{call.prompt} {_filler(missing)}" if missing > 0 else call.prompt
 
 
 def _retry_after_s(headers: Any) -> float | None:
@@ -153,7 +163,7 @@ class OpenAICompatProvider:
             headers["x-parabench-input-tokens"] = str(call.input_tokens)
         body: dict[str, Any] = {
             "model": call.model,
-            "messages": [{"role": "user", "content": _filler(call.input_tokens)}],
+            "messages": [{"role": "user", "content": prompt_text(call)}],
             "stream": True,
             "stream_options": {"include_usage": True},
             self._max_tokens_field: call.output_tokens,
@@ -163,6 +173,7 @@ class OpenAICompatProvider:
         usage = None
         model = call.model
         finish = "stop"
+        parts: list[str] | None = [] if call.capture_content else None
         try:
             stream = await self._client.chat.completions.create(**body, extra_headers=headers)
             async for chunk in stream:
@@ -173,6 +184,8 @@ class OpenAICompatProvider:
                 for choice in chunk.choices:
                     if ttft_s is None and choice.delta and choice.delta.content:
                         ttft_s = monotonic_s() - started
+                    if parts is not None and choice.delta and choice.delta.content:
+                        parts.append(choice.delta.content)
                     if choice.finish_reason:
                         finish = choice.finish_reason
         except RateLimitError as exc:
@@ -200,12 +213,21 @@ class OpenAICompatProvider:
                 f"connection to {self.base_url} failed: {type(exc).__name__}",
                 error_type=kind,
             ) from None
+        content = "".join(parts) if parts is not None else None
         if usage is None:
             # The endpoint ignored include_usage: record what was asked, flagged as estimated.
             return LlmResponse(
-                model, call.input_tokens, call.output_tokens, ttft_s, finish, usage_reported=False
+                model,
+                call.input_tokens,
+                call.output_tokens,
+                ttft_s,
+                finish,
+                content=content,
+                usage_reported=False,
             )
-        return LlmResponse(model, usage.prompt_tokens, usage.completion_tokens, ttft_s, finish)
+        return LlmResponse(
+            model, usage.prompt_tokens, usage.completion_tokens, ttft_s, finish, content=content
+        )
 
     async def aclose(self) -> None:
         await self._client.close()

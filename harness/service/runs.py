@@ -48,6 +48,8 @@ __all__ = ["RunRequest", "RunsEndpoint", "parse_run_request", "send_json"]
 _log = logging.getLogger(__name__)
 _PROPAGATOR = TraceContextTextMapPropagator()
 _FIELDS = ["scenario", "variant", "seed"]
+# Fields a client might use to ask for several runs at once; each gets its own answer.
+_BATCH_FIELDS = frozenset({"runs", "n", "count", "repeat", "batch"})
 _MAX_SEED = 0xFFFFFFFF
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -76,11 +78,25 @@ def parse_run_request(body: bytes, state: ServiceState) -> RunRequest:
     if not isinstance(data, dict):
         raise RequestError(
             400,
-            f"the body must be a JSON object with {', '.join(_FIELDS)}; got {type(data).__name__}",
+            f"the body must be a JSON object with {', '.join(_FIELDS)}; got {type(data).__name__}"
+            + (
+                " (a request starts one run; send one request per run)"
+                if isinstance(data, list)
+                else ""
+            ),
             field="body",
             valid=_FIELDS,
         )
     unknown = sorted(set(data) - set(_FIELDS))
+    for name in unknown:
+        if name in _BATCH_FIELDS:
+            # One run per request keeps admission honest: max_in_flight counts requests.
+            raise RequestError(
+                400,
+                f"'{name}': a request starts exactly one run; send one request per run",
+                field=name,
+                valid=_FIELDS,
+            )
     if unknown:
         raise RequestError(400, f"unknown field '{unknown[0]}'", field=unknown[0], valid=_FIELDS)
     scenario = data.get("scenario")

@@ -125,7 +125,9 @@ def run_service(config: ServiceConfig | None = None) -> None:
         print(f"  demo page: {url}/   metrics: {url}/metrics", flush=True)
         if config.spans_path is not None:
             print(f"  spans: {config.spans_path}", flush=True)
-        warn_unless_loopback(config.host)
+        warn_unless_loopback(
+            config.host, guarded=config.api_key is not None, key_env="PARABENCH_API_KEY"
+        )
         app = create_app(config, state)
         _Server(uvicorn_config(app, log=True, lifespan="on"), state).run(sockets=[sock])
     except KeyboardInterrupt:

@@ -73,7 +73,12 @@ class ChatCompletions:
         try:
             state.check_auth(headers.get(b"authorization"))
             body = await _read_body(receive, headers, state.config.max_body_bytes)
-            request = parse_chat_request(body, headers, state.config.default_output_tokens)
+            request = parse_chat_request(
+                body,
+                headers,
+                state.config.default_output_tokens,
+                state.config.max_output_tokens,
+            )
             if state.config.profile(request.model) is None:
                 raise ApiError(
                     404,

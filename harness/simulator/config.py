@@ -52,6 +52,9 @@ class SimulatorConfig(BaseModel):
     default_output_tokens: int = Field(
         256, ge=0, description="output tokens when the request sets no max_tokens"
     )
+    max_output_tokens: int = Field(
+        65_536, ge=1, description="larger max_tokens (or x-parabench-output-tokens) get 400"
+    )
     rpm_limit: float | None = Field(None, gt=0, description="requests per minute, per model")
     tpm_limit: float | None = Field(
         None, gt=0, description="input + output tokens per minute, per model"

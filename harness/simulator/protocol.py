@@ -87,9 +87,16 @@ class ChatRequest:
 
 
 def parse_chat_request(
-    body: bytes, headers: dict[bytes, bytes], default_output_tokens: int
+    body: bytes,
+    headers: dict[bytes, bytes],
+    default_output_tokens: int,
+    max_output_tokens: int | None = None,
 ) -> ChatRequest:
-    """Validate a request body and apply the token-accounting rules; raise ``ApiError``."""
+    """Validate a request body and apply the token-accounting rules; raise ``ApiError``.
+
+    One request is one answer: ``n`` above 1 is refused rather than silently
+    answered once, and so is an output longer than ``max_output_tokens``.
+    """
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -141,6 +148,14 @@ def parse_chat_request(
             400, "'stream_options' must be an object.", param="stream_options", code="invalid_type"
         )
     include_usage = bool(options.get("include_usage")) and stream
+    choices = payload.get("n")
+    if choices is not None and choices != 1:
+        raise ApiError(
+            400,
+            f"'n' must be 1: the simulator answers one choice per request, not {choices!r}.",
+            param="n",
+            code="invalid_value",
+        )
 
     input_tokens = _header_int(headers, b"x-parabench-input-tokens")
     if input_tokens is None:
@@ -163,6 +178,14 @@ def parse_chat_request(
             break
         else:
             output_tokens = default_output_tokens
+    if max_output_tokens is not None and output_tokens > max_output_tokens:
+        raise ApiError(
+            400,
+            f"max_tokens is too large: {output_tokens}. The simulator answers at most "
+            f"{max_output_tokens} completion tokens (max_output_tokens); ask for fewer.",
+            param="max_tokens",
+            code="invalid_value",
+        )
     return ChatRequest(model, stream, include_usage, input_tokens, output_tokens)
 
 

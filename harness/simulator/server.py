@@ -107,7 +107,11 @@ def run_simulator(config: SimulatorConfig | None = None) -> None:
     sock = bind_socket(config.host, config.port, what="simulator")
     try:
         print(f"parabench simulator listening on {socket_url(sock)}/v1", flush=True)
-        warn_unless_loopback(config.host)
+        warn_unless_loopback(
+            config.host,
+            guarded=config.api_key is not None,
+            key_env="PARABENCH_SIMULATOR_API_KEY",
+        )
         app = create_app(config)
         uvicorn.Server(uvicorn_config(app, log=True, lifespan="off")).run(sockets=[sock])
     except KeyboardInterrupt:
