@@ -112,10 +112,15 @@ class RunResult:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter; a Retry-After from the provider wins."""
+    """Exponential backoff with full jitter; a Retry-After from the provider wins.
+
+    ``max_retry_after_s`` caps a provider's Retry-After (real seconds): a run
+    must end in bounded time even when an endpoint asks for an hour.
+    """
 
     base_s: float = 0.5
     max_s: float = 20.0
+    max_retry_after_s: float = 60.0
 
     def delay_s(
         self, attempt: int, error: ProviderError, rng: random.Random, time_scale: float = 1.0
@@ -123,10 +128,11 @@ class RetryPolicy:
         """Real seconds to wait before the next attempt.
 
         Our own backoff is in scenario time (scaled like every simulated wait); a
-        provider's Retry-After is real time already and is honoured as given.
+        provider's Retry-After is real time already and is honoured as given, up
+        to ``max_retry_after_s``.
         """
         if isinstance(error, RateLimitedError) and error.retry_after_s is not None:
-            return max(error.retry_after_s, 0.0)
+            return min(max(error.retry_after_s, 0.0), self.max_retry_after_s)
         return rng.uniform(0, min(self.max_s, self.base_s * 2**attempt)) * time_scale
 
 
@@ -624,9 +630,9 @@ class Executor:
             self._fail_attempt(span, provider.name, model, started, exc, trace_id)
             raise
         except asyncio.CancelledError:
-            _safe_attrs(span, {"error.type": "cancelled"})
-            _safe_status(span, Status(StatusCode.ERROR, "cancelled"))
-            _safe_end(span)
+            # Counted like a failure (error_type "cancelled"), so metrics and spans agree.
+            err = ProviderError("cancelled", error_type="cancelled", retryable=False)
+            self._fail_attempt(span, provider.name, model, started, err, trace_id)
             raise
         except Exception as exc:  # a provider bug fails the attempt, not the run
             _log.exception("provider %s raised unexpectedly", provider.name)
@@ -733,6 +739,7 @@ class Executor:
             raise
         except asyncio.CancelledError:
             _safe_attrs(span, {"error.type": "cancelled"})
+            _safe_status(span, Status(StatusCode.ERROR, "cancelled"))
             _safe_end(span)
             raise
         except Exception as exc:  # a tool bug fails the attempt, not the run

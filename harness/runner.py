@@ -8,12 +8,15 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.executor import Executor, RunResult
+from harness.executor import Executor, RetryPolicy, RunResult
 from harness.providers.base import LlmProvider
 from harness.scenario import Scenario
 from harness.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from harness.telemetry.metrics import Metrics
 
 __all__ = ["BatchResult", "run_batch"]
 
@@ -72,12 +75,16 @@ def run_batch(
     concurrency: int = 1,
     provider: LlmProvider | None = None,
     on_done: Callable[[RunResult], None] | None = None,
+    metrics: Metrics | None = None,
+    retry: RetryPolicy | None = None,
 ) -> BatchResult:
     """Run ``runs`` runs of each variant; write ``spans.jsonl`` and ``summary.json``.
 
     The summary is computed by reading the written spans back. On Ctrl-C the
     runs in flight are cancelled (recorded as cancelled) and everything already
-    collected is still flushed and summarised.
+    collected is still flushed and summarised. ``metrics`` (optional) records
+    the runs as the service's ``/metrics`` would; ``retry`` overrides the
+    executor's retry policy.
     """
     from harness.analysis.summary import write_summary
 
@@ -85,8 +92,10 @@ def run_batch(
     out.mkdir(parents=True, exist_ok=True)
     spans_path = out / "spans.jsonl"
     spans_path.unlink(missing_ok=True)
-    telemetry = Telemetry(spans_path=spans_path)
-    executor = Executor(scenario, telemetry=telemetry, provider=provider, time_scale=time_scale)
+    telemetry = Telemetry(spans_path=spans_path, metrics=metrics)
+    executor = Executor(
+        scenario, telemetry=telemetry, provider=provider, time_scale=time_scale, retry=retry
+    )
     results: list[RunResult] = []
     interrupted = False
 

@@ -27,11 +27,13 @@ __all__ = [
     "SUMMARY_SCHEMA_VERSION",
     "dump_summary",
     "efficiency_table",
+    "error_table",
     "summarize",
     "write_summary",
 ]
 
 SUMMARY_SCHEMA_VERSION = "2.0"
+_RATE_LIMITED = {"rate_limited", "http_429"}
 
 
 def _q(series: pd.Series, q: float) -> float | None:
@@ -133,6 +135,36 @@ def efficiency_table(runs: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[columns]
 
 
+def error_table(spans: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Failed LLM and tool attempts per scenario, variant and ``error.type``."""
+    columns = ["scenario", "variant", "error_type", "attempts", "rate_limited"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    attrs = spans.attributes
+    is_call = np.fromiter(
+        (a.get("gen_ai.operation.name") in ("chat", "execute_tool") for a in attrs),
+        dtype=bool,
+        count=len(spans),
+    )
+    calls = spans[is_call]
+    has_error = (bool(a.get("error.type")) for a in calls.attributes)
+    failed = calls[np.fromiter(has_error, dtype=bool, count=len(calls))]
+    by_trace = runs.drop_duplicates("trace_id").set_index("trace_id")
+    failed = failed[failed.trace_id.isin(by_trace.index)]
+    if failed.empty:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(
+        {
+            "scenario": failed.trace_id.map(by_trace.scenario).to_numpy(),
+            "variant": failed.trace_id.map(by_trace.variant).to_numpy(),
+            "error_type": [str(a["error.type"]) for a in failed.attributes],
+        }
+    )
+    table = frame.value_counts().rename("attempts").reset_index()
+    table["rate_limited"] = table.error_type.isin(_RATE_LIMITED)
+    return table[columns]
+
+
 def _quantiles(series: pd.Series, qs: dict[str, float], scale: float = 1.0) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, q in qs.items():
@@ -211,6 +243,7 @@ def _samples_only_entry(scenario: str, variant: str) -> dict[str, Any]:
         "baseline_variant": None,
         "latency_source": "client",
         "client": None,
+        "errors": {},
     }
 
 
@@ -271,10 +304,12 @@ def summarize(
     efficiency: pd.DataFrame | None = None,
     branches: Branches | None = None,
     samples: list[dict[str, Any]] | None = None,
+    errors: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The summary: per scenario and variant, latency, TTFC, speed index, cost, errors.
 
-    Pass tables already built from ``spans`` to save building them again. With
+    Pass tables already built from ``spans`` (``errors``: ``error_table``) to
+    save building them again. With
     ``branches`` (from ``branch_table``) every entry lists its parallel branches
     and forks with their cost per ms saved and verdict; with ``samples`` (load
     samples, ``harness.load.samples``) every entry gets its client-side figures
@@ -283,10 +318,16 @@ def summarize(
     runs = runs_table(spans) if runs is None else runs
     steps = steps_table(spans, runs) if steps is None else steps
     eff = efficiency_table(runs, steps) if efficiency is None else efficiency
+    errors = error_table(spans, runs) if errors is None else errors
     entries: dict[tuple[str, str], dict[str, Any]] = {}
     for (scenario, variant), group in runs.groupby(["scenario", "variant"], sort=False):
         key = (str(scenario), str(variant))
         entry = _server_entry(*key, group, eff)
+        mine = errors[(errors.scenario == key[0]) & (errors.variant == key[1])]
+        entry["errors"] = {
+            str(r.error_type): int(r.attempts)
+            for r in mine.sort_values("attempts", ascending=False, kind="stable").itertuples()
+        }
         if branches is not None:
             entry["branches"] = _branch_records(
                 branches.branches, entry["scenario"], variant, "step"

@@ -38,7 +38,8 @@ With ``PARABENCH_API_KEY`` set, every request carries ``Authorization: Bearer
 <key>`` (a service started with that key requires it).
 
 After a 503 the user waits the service's ``Retry-After`` (at most 5 s) before
-its next run, as a well-behaved client would.
+its next run, as a well-behaved client would; after a request that got no
+response at all (the service is down) it waits a second.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ from harness.sse import SseParser
 
 _RETRY_AFTER_CAP_S = 5.0
 _DRAIN_TIMEOUT_S = 5.0
+#: Seconds a user waits after a request that got no response at all (service down).
+_NO_RESPONSE_PAUSE_S = 1.0
 
 
 class _Settings:
@@ -299,6 +302,10 @@ class AgentUser(FastHttpUser):
         else:
             error = getattr(response, "error", None)
             sample["error"] = f"HTTP {status}" if status else f"no response: {error!r}"
+            if not status:
+                # A refused connection fails in microseconds: without a pause every
+                # user would spin, writing thousands of error samples a second.
+                retry_after_s = _NO_RESPONSE_PAUSE_S
         raw = getattr(response, "_response", None)
         if raw is not None and status != 200:
             _abandon(raw)

@@ -20,22 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from harness.analysis import Analysis, DataQuality, analyze, read_spans
 from harness.analysis.ingest import SPAN_COLUMNS
-from harness.analysis.summary import summarize
+from harness.analysis.summary import error_table, summarize
 from harness.errors import ConfigError, TraceDataError
 from harness.report.overlap import inferred_overlaps
 
-__all__ = ["SAMPLES_FILE", "SPANS_FILE", "ReportData", "gather"]
+__all__ = ["SAMPLES_FILE", "SPANS_FILE", "ReportData", "error_table", "gather"]
 
 SPANS_FILE = "spans.jsonl"
 SAMPLES_FILE = "samples.jsonl"
 # Kept from an existing summary.json when the report rewrites it (``parabench run`` adds them).
 _CARRIED_KEYS = ("interrupted", "scenario_file")
-_RATE_LIMITED = {"rate_limited", "http_429"}
 
 Progress = Callable[[str], None]
 
@@ -155,36 +153,6 @@ def card_table(spans: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def error_table(spans: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Failed LLM and tool attempts per scenario, variant and ``error.type``."""
-    columns = ["scenario", "variant", "error_type", "attempts", "rate_limited"]
-    if runs.empty:
-        return pd.DataFrame(columns=columns)
-    attrs = spans.attributes
-    is_call = np.fromiter(
-        (a.get("gen_ai.operation.name") in ("chat", "execute_tool") for a in attrs),
-        dtype=bool,
-        count=len(spans),
-    )
-    calls = spans[is_call]
-    has_error = (bool(a.get("error.type")) for a in calls.attributes)
-    failed = calls[np.fromiter(has_error, dtype=bool, count=len(calls))]
-    by_trace = runs.drop_duplicates("trace_id").set_index("trace_id")
-    failed = failed[failed.trace_id.isin(by_trace.index)]
-    if failed.empty:
-        return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame(
-        {
-            "scenario": failed.trace_id.map(by_trace.scenario).to_numpy(),
-            "variant": failed.trace_id.map(by_trace.variant).to_numpy(),
-            "error_type": [str(a["error.type"]) for a in failed.attributes],
-        }
-    )
-    table = frame.value_counts().rename("attempts").reset_index()
-    table["rate_limited"] = table.error_type.isin(_RATE_LIMITED)
-    return table[columns]
-
-
 def _files(run_dir: Path) -> list[dict[str, Any]]:
     listed = []
     for path in sorted(run_dir.iterdir()):
@@ -241,6 +209,7 @@ def gather(
         )
     say("report tables")
     runs = analysis.runs if analysis is not None else _no_runs()
+    errors = error_table(spans, runs)
     summary = summarize(
         spans,
         quality,
@@ -249,6 +218,7 @@ def gather(
         efficiency=analysis.efficiency if analysis is not None else None,
         branches=_branches(analysis),
         samples=samples,
+        errors=errors,
     )
     summary.update(_carried(Path(out_dir) if out_dir is not None else run_dir))
     foreign = spans if runs.empty else spans[~spans.trace_id.isin(set(runs.trace_id))]
@@ -262,7 +232,7 @@ def gather(
         summary=summary,
         baseline_variant=baseline_variant,
         cards=card_table(spans, runs),
-        provider_errors=error_table(spans, runs),
+        provider_errors=errors,
         overlaps=inferred_overlaps(foreign),
         notes=list(analysis.notes) if analysis is not None else [],
     )

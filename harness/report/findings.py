@@ -15,6 +15,7 @@ when none is, the baseline stays.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -151,7 +152,7 @@ def fmt_s(ms: float | None, digits: int = 1) -> str:
 
 def fmt_usd(usd: float | None) -> str:
     """Dollars with enough digits for cents and fractions of a cent."""
-    if usd is None:
+    if usd is None or math.isnan(usd):
         return "–"
     if usd == 0 or abs(usd) >= 0.01:
         return f"${usd:,.4f}".rstrip("0").rstrip(".") if abs(usd) < 1 else f"${usd:,.2f}"
@@ -208,7 +209,11 @@ def choices(figures: list[VariantFigures], baseline_variant: str | None = None) 
         timed = [f for f in mine if f.e2e_p50_ms is not None and f is not base]
         vot = next((f.value_of_time_usd_per_s for f in mine if f.value_of_time_usd_per_s), None)
         if base is None or base.e2e_p50_ms is None or not timed:
-            out.append(Choice(scenario, base, base, None, None, None, None, vot, None))
+            # Without a baseline nothing is recommended; the fastest measured is still named.
+            fastest = None
+            if base is None and timed:
+                fastest = min(timed, key=lambda f: f.e2e_p50_ms or 0.0)
+            out.append(Choice(scenario, base, base, fastest, None, None, None, vot, None))
             continue
         fastest = min(timed, key=lambda f: f.e2e_p50_ms or 0.0)
         worth = [f for f in timed if _worth(*versus(base, f), vot)]

@@ -51,6 +51,13 @@ def _price(base: VariantFigures, other: VariantFigures, value: str) -> str:
 def _choice_text(c: Choice, single: bool) -> str:
     lead = f"{c.scenario}: " if not single else ""
     base, fastest, ship = c.baseline, c.fastest, c.ship
+    if base is None and fastest is not None:
+        return (
+            f"{lead}the baseline variant was not measured, so nothing is recommended; "
+            f"the fastest measured, {fastest.variant}, answers in {fmt_s(fastest.e2e_p50_ms)} "
+            f"(p95 {fmt_s(fastest.e2e_p95_ms)}; {_side(fastest)}), shows its first card at "
+            f"{fmt_s(fastest.ttfc_p50_ms)} and costs {fmt_usd(fastest.cost_usd)} per run."
+        )
     if base is None or fastest is None:
         only = base or ship
         if only is None:
@@ -170,15 +177,38 @@ def extra_sentences(data: ReportData, picks: list[Choice]) -> list[str]:
                 f"({top.share_of_e2e * 100:.0f}% of e2e on the critical path)."
             )
     out += _load_sentences(data, picks)
-    limited = data.provider_errors[data.provider_errors.rate_limited.astype(bool)]
-    if len(limited):
-        out.append(f"{int(limited.attempts.sum())} LLM calls were rate limited (429).")
+    out += _failure_sentences(data)
     # A span whose parent was never exported (under load, the client's) changes no number:
     # the Data quality section lists it, the summary does not.
     changed = {k: n for k, n in data.quality.counts.items() if k not in _STRUCTURAL_FINDINGS}
     if changed:
         kinds = ", ".join(f"{name} × {n}" for name, n in sorted(changed.items()))
         out.append(f"Data-quality findings: {kinds} (see Data quality).")
+    return out
+
+
+def _failure_sentences(data: ReportData) -> list[str]:
+    """How many runs did not complete (run spans), and the failed attempts by type."""
+    out = []
+    counts: dict[str, int] = {}
+    total = 0
+    for entry in data.summary["variants"]:
+        total += entry["runs"]
+        for outcome, n in entry["outcomes"].items():
+            counts[outcome] = counts.get(outcome, 0) + int(n)
+    bad = {k: n for k, n in counts.items() if k != "completed" and n}
+    if bad:
+        parts = ", ".join(f"{n} {k}" for k, n in sorted(bad.items(), key=lambda kv: -kv[1]))
+        out.append(f"{sum(bad.values())} of {total} runs did not complete ({parts}).")
+    errors = data.provider_errors
+    if len(errors):
+        limited = set(errors[errors.rate_limited.astype(bool)].error_type)
+        by_type = errors.groupby("error_type", sort=False).attempts.sum()
+        by_type = by_type.sort_values(ascending=False, kind="stable")
+        kinds = ", ".join(
+            f"{k} × {int(n)}" + (" (429)" if k in limited else "") for k, n in by_type.items()
+        )
+        out.append(f"{int(by_type.sum())} LLM and tool attempts failed: {kinds}.")
     return out
 
 

@@ -1,9 +1,10 @@
 """Tables about how the run held up and what it was made of: load, queues, errors, data.
 
-The load sweep per concurrency level (client samples), queue time per variant
-(step spans), failed LLM and tool attempts by ``error.type`` (429s included),
-data-quality findings with what each means, and the files of the run
-directory. Latencies are seconds at real speed.
+The load sweep per concurrency level (client samples), how runs ended per
+variant (run spans and client samples), queue time per variant (step spans),
+failed LLM and tool attempts by ``error.type`` (429s included), data-quality
+findings with what each means, and the files of the run directory. Latencies
+are seconds at real speed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from harness.report._cells import Table, make_table, pct, scaled_ms
 from harness.report.build import ReportData
 from harness.report.findings import fmt_s
 
-__all__ = ["errors_table", "files_table", "load_table", "quality_table", "queue_table"]
+__all__ = [
+    "errors_table",
+    "files_table",
+    "load_table",
+    "outcomes_table",
+    "quality_table",
+    "queue_table",
+]
 
 
 def load_table(summary: dict[str, Any]) -> Table:
@@ -54,6 +62,38 @@ def load_table(summary: dict[str, Any]) -> Table:
         "not completed",
     ]
     return make_table(columns, rows, 2)
+
+
+#: Outcome columns of ``outcomes_table``: run spans have the first four, samples all but cancelled.
+_OUTCOME_COLUMNS = ("completed", "partial", "failed", "cancelled", "rejected", "error")
+
+
+def outcomes_table(summary: dict[str, Any]) -> Table:
+    """How runs ended, per variant and side, with the failed attempts by ``error.type``.
+
+    Server side from the run spans (``cancelled``: the client left, or the
+    service stopped); client side from the load samples (``rejected``: 503,
+    ``error``: no response or a stream cut short). "–" where a side cannot
+    have that outcome.
+    """
+    rows = []
+    for entry in summary["variants"]:
+        errors = ", ".join(f"{kind} × {n}" for kind, n in (entry.get("errors") or {}).items())
+        sides = [("server", entry["outcomes"], entry["runs"])] if entry["runs"] else []
+        if client := entry.get("client"):
+            sides.append(("client", client["outcomes"], client["runs"]))
+        for side, outcomes, runs in sides:
+            cells = [
+                str(outcomes.get(k, 0))
+                if (k != "cancelled" or side == "server")
+                and (k not in ("rejected", "error") or side == "client")
+                else "–"
+                for k in _OUTCOME_COLUMNS
+            ]
+            attempts = (errors or "none") if side == "server" else "–"
+            rows.append([entry["scenario"], entry["variant"], side, str(runs), *cells, attempts])
+    columns = ["scenario", "variant", "side", "runs", *_OUTCOME_COLUMNS, "failed attempts"]
+    return Table(columns, rows, set(range(3, len(columns) - 1)))
 
 
 def queue_table(data: ReportData, scales: dict[tuple[str, str], float]) -> Table:

@@ -239,6 +239,8 @@ def render_html(
             "`parabench load --shape sweep`).",
         )
         + table_html(tables.load)
+        + "<h3>How runs ended</h3>"
+        + table_html(tables.outcomes, "No runs.")
         + "<h3>Queue time (waiting for a slot or a rate limit)</h3>"
         + table_html(tables.queue, "No step spans.")
         + "<h3>Failed LLM and tool attempts (429s included)</h3>"

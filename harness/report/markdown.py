@@ -1,9 +1,11 @@
 """``report.md``: the report in a few dozen lines, to paste into a pull-request comment.
 
-It carries the summary paragraph, the variants table, the verdict of every
-parallel branch, the top bottlenecks and a data-quality line, and points at
-``report.html`` for the rest. Text from the data is escaped so that neither
-Markdown nor the HTML a Markdown renderer allows can take effect.
+It carries the summary paragraph, the variants table, how runs ended when
+any did not complete (outcomes per variant and side, failed attempts by
+``error.type``), the verdict of every parallel branch, the top bottlenecks
+and a data-quality line, and points at ``report.html`` for the rest. Text
+from the data is escaped so that neither Markdown nor the HTML a Markdown
+renderer allows can take effect.
 """
 
 from __future__ import annotations
@@ -67,6 +69,18 @@ def _branch_lines(data: ReportData) -> list[str]:
     return lines
 
 
+def _had_failures(data: ReportData) -> bool:
+    """Whether a run (span or sample) did not complete, or an attempt failed."""
+    for entry in data.summary["variants"]:
+        client = entry.get("client") or {}
+        for outcomes in (entry["outcomes"], client.get("outcomes") or {}):
+            if any(n for k, n in outcomes.items() if k != "completed"):
+                return True
+        if entry.get("errors"):
+            return True
+    return False
+
+
 def _quality_line(data: ReportData) -> str:
     if data.quality.clean:
         return "Data quality: no findings; every line, span and sample was read."
@@ -91,6 +105,13 @@ def render_markdown(
             "",
             f"Seconds at real speed (measured ÷ time scale {', '.join(map(str, scaled))}).",
         ]
+    if _had_failures(data):
+        lines += ["", "### Failures", ""]
+        lines += _md_table(
+            tables.outcomes,
+            ["scenario", "variant", "side", "runs", "completed", "partial", "failed",
+             "cancelled", "rejected", "error", "failed attempts"],
+        )  # fmt: skip
     lines += ["", "### Parallel branches", "", *_branch_lines(data)]
     if tables.bottlenecks:
         lines += ["", "### Top bottlenecks", ""]

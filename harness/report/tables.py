@@ -19,6 +19,7 @@ from harness.report.health import (
     errors_table,
     files_table,
     load_table,
+    outcomes_table,
     quality_table,
     queue_table,
 )
@@ -39,6 +40,7 @@ class TableSet:
     forks: Table
     progressive: Table
     load: Table
+    outcomes: Table
     queue: Table
     errors: Table
     what_if: Table
@@ -303,6 +305,7 @@ def build_tables(data: ReportData, figures: list[VariantFigures], top: int = 5) 
         forks=forks,
         progressive=progressive_table(figures),
         load=load_table(data.summary),
+        outcomes=outcomes_table(data.summary),
         queue=queue_table(data, scales),
         errors=errors_table(data),
         what_if=what_if_table(data),

@@ -139,6 +139,7 @@ def create_app(config: ServiceConfig | None = None, state: ServiceState | None =
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await state.drain()  # every run's spans end before the telemetry closes
         await state.aclose()
         await asyncio.to_thread(state.close)
 

@@ -195,6 +195,9 @@ class RunsEndpoint:
             return
         state.active_runs += 1  # no await since the check: admission cannot overshoot
         released = False
+        me = asyncio.current_task()
+        if me is not None:
+            state.requests.add(me)
 
         def release() -> None:
             # Once per run, as soon as the run is over: a lagging event loop must not
@@ -208,6 +211,7 @@ class RunsEndpoint:
             await self._stream(scope, headers, request, receive, send, release)
         finally:
             release()
+            state.requests.discard(me)
 
     async def _stream(
         self,

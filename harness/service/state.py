@@ -112,6 +112,8 @@ class ServiceState:
         self.shutting_down = False
         #: The tasks streaming runs right now (cancelled, each ending its stream, on shutdown).
         self.streams: set[asyncio.Task[None]] = set()
+        #: The tasks serving ``POST /v1/runs`` right now (awaited by ``drain`` on shutdown).
+        self.requests: set[asyncio.Task[Any]] = set()
         self._run_index = itertools.count()
         key = config.api_key.get_secret_value() if config.api_key else None
         self._expected_auth = f"Bearer {key}".encode() if key else None
@@ -184,6 +186,21 @@ class ServiceState:
         self.shutting_down = True
         for task in list(self.streams):
             task.cancel()
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait (at most ``timeout_s``) for every run request to end, after ``begin_shutdown``.
+
+        Runs end their spans as they are cancelled; closing the telemetry before
+        they have would lose those spans. Uvicorn stops waiting for requests after
+        its graceful timeout and cancels them without waiting: this wait is ours.
+        """
+        if not self.shutting_down:  # a second cancel would cut a stream's run.failed short
+            self.begin_shutdown()
+        pending = [task for task in self.requests if not task.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=timeout_s)
+            if late:
+                _log.warning("%d run request(s) still open at shutdown", len(late))
 
     async def aclose(self) -> None:
         """Release the provider's connections (inside the loop that used them)."""

@@ -6,6 +6,16 @@ standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
 variables are set, also exports over OTLP/HTTP. Metrics go to a
 ``harness.telemetry.metrics.Metrics`` on a registry the caller controls.
 
+Spans reach each exporter through a ``QueuedSpanProcessor``
+(``harness.telemetry.processor``), not the SDK's ``BatchSpanProcessor``,
+which drops spans silently when its queue is full. The spans file never
+loses one: when its queue is full the thread ending a span writes a batch
+itself. The OTLP/HTTP export drops when its queue is full (a collector can
+be down for long), and counts it. Every span exported or dropped is counted
+in ``parabench_telemetry_spans_exported_total`` /
+``parabench_telemetry_spans_dropped_total`` when a ``Metrics`` is attached,
+and in ``span_counts()``.
+
 Span attributes follow the OpenTelemetry GenAI semantic conventions as of
 semconv 1.44.0 (development status); the harness's own facts are ``parabench.*``.
 """
@@ -14,15 +24,17 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import Tracer
 
 from harness.telemetry.otlp_file import OtlpJsonFileExporter
+from harness.telemetry.processor import QueuedSpanProcessor
 
 if TYPE_CHECKING:
     from harness.telemetry.metrics import Metrics
@@ -72,21 +84,49 @@ class Telemetry:
         resource = Resource.create({"service.name": service_name})
         self.provider = TracerProvider(resource=resource)
         self.file_exporter: OtlpJsonFileExporter | None = None
+        #: The span processors, by exporter name ("file", "otlp").
+        self.processors: dict[str, QueuedSpanProcessor] = {}
         if spans_path is not None:
             self.file_exporter = OtlpJsonFileExporter(spans_path)
-            self.provider.add_span_processor(
-                BatchSpanProcessor(
-                    self.file_exporter,
-                    max_queue_size=max_queue_size,
-                    max_export_batch_size=2048,
-                    schedule_delay_millis=500,
-                )
-            )
+            # The spans file is the record of the runs: never drop, block when full.
+            self._add("file", self.file_exporter, max_queue_size, 2048, 0.5, "block")
         if otlp_from_env:
             exporter = _otlp_http_exporter()
             if exporter is not None:
-                self.provider.add_span_processor(BatchSpanProcessor(exporter))
+                # A collector may be down for long: a bounded queue, drops counted.
+                self._add("otlp", exporter, min(max_queue_size, 20_000), 512, 1.0, "drop")
         self.tracer: Tracer = self.provider.get_tracer("parabench", schema_url=SEMCONV_SCHEMA_URL)
+
+    def _add(
+        self,
+        name: str,
+        exporter: SpanExporter,
+        max_queue_size: int,
+        batch_size: int,
+        delay_s: float,
+        when_full: Literal["block", "drop"],
+    ) -> None:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.prepare_exporter(name)
+        processor = QueuedSpanProcessor(
+            exporter,
+            max_queue_size=max_queue_size,
+            max_export_batch_size=batch_size,
+            schedule_delay_s=delay_s,
+            when_full=when_full,
+            on_export=None if metrics is None else partial(metrics.spans_exported, name),
+            on_drop=None if metrics is None else partial(metrics.spans_dropped, name),
+        )
+        self.processors[name] = processor
+        self.provider.add_span_processor(processor)
+
+    def span_counts(self) -> dict[str, dict[str, int]]:
+        """Per exporter: spans ``exported`` and ``dropped`` (per reason) so far."""
+        return {
+            name: {"exported": p.exported, **{f"dropped_{k}": v for k, v in p.dropped.items()}}
+            for name, p in self.processors.items()
+        }
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         try:

@@ -201,6 +201,19 @@ class Metrics:
             ["scenario", "variant", "step"],
             registry=r,
         )
+        self.telemetry_exported = Counter(
+            "parabench_telemetry_spans_exported",
+            "Spans written by an exporter (file: the spans file; otlp: a collector).",
+            ["exporter"],
+            registry=r,
+        )
+        self.telemetry_dropped = Counter(
+            "parabench_telemetry_spans_dropped",
+            "Spans lost on the way to an exporter, by reason: queue_full, export_failed, "
+            "shutdown_timeout, after_shutdown.",
+            ["exporter", "reason"],
+            registry=r,
+        )
         self.genai_duration = Histogram(
             "gen_ai_client_operation_duration_seconds",
             "GenAI operation duration (OpenTelemetry GenAI semantic conventions).",
@@ -314,6 +327,23 @@ class Metrics:
         self.tokens.labels(model, "output").inc(output_tokens)
         self.genai_tokens.labels("chat", provider, model, "input").observe(input_tokens)
         self.genai_tokens.labels("chat", provider, model, "output").observe(output_tokens)
+
+    @_safe
+    def prepare_exporter(self, exporter: str) -> None:
+        """Create the span-count series of ``exporter`` at zero."""
+        from harness.telemetry.processor import DROP_REASONS
+
+        self.telemetry_exported.labels(exporter)
+        for reason in DROP_REASONS:
+            self.telemetry_dropped.labels(exporter, reason)
+
+    @_safe
+    def spans_exported(self, exporter: str, count: int) -> None:
+        self.telemetry_exported.labels(exporter).inc(count)
+
+    @_safe
+    def spans_dropped(self, exporter: str, count: int, reason: str) -> None:
+        self.telemetry_dropped.labels(exporter, reason).inc(count)
 
     @_safe
     def branch(
