@@ -407,7 +407,8 @@ def panels() -> list[dict[str, Any]]:
         timeseries(
             "LLM errors per second by type",
             "Failed LLM call attempts per second by model and error type (rate_limited is a "
-            "429, timeout, http_5xx, disconnect...), every scenario. Each is retried.",
+            "429, timeout, http_5xx, disconnect...), every scenario. Each is retried up to the "
+            "step's max_attempts, except cancelled (the run was stopped mid-call).",
             "reqps",
             [
                 target(
