@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck bench clean
+.PHONY: setup demo test lint typecheck bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +32,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## Benchmarks (not part of the test run); figures go to docs/benchmarks.md.
+## Benchmarks (not part of the test run): each script in bench/ in turn, each rewriting its
+## section of docs/benchmarks.md; a summary at the end (about 20 minutes; the soak is apart).
 bench: $(STAMP)
-	$(BIN)/python bench/executor_efficiency.py --write-docs
-	$(BIN)/python bench/simulator_throughput.py --write-docs
-	$(BIN)/python bench/service_capacity.py --write-docs
-	$(BIN)/python bench/analysis_scale.py --write-docs
-	$(BIN)/python bench/report_scale.py --write-docs
+	$(BIN)/python bench/run_all.py
+
+## The 10-minute soak and overload test of the service (bench/soak.py), recorded in docs/benchmarks.md.
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --write-docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

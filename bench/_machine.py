@@ -31,3 +31,11 @@ def machine_facts() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
     }
+
+
+def describe(facts: dict[str, Any]) -> str:
+    """``machine_facts()`` as the docs print it: CPUs, model, memory, OS, Python."""
+    return (
+        f"{facts['nproc']} CPUs (`nproc`), {facts['cpu']}, {facts['memory_gb']} GB, "
+        f"{facts['platform']}, Python {facts['python']}"
+    )

@@ -61,8 +61,8 @@ from typing import Any
 import numpy as np
 import psutil
 import yaml
-from _docs import DOCS_PATH, marks, rewrite_section
-from _machine import machine_facts
+from _docs import DOCS_PATH, footer, marks, rewrite_section
+from _machine import describe, machine_facts
 from rich.console import Console
 from rich.table import Table
 
@@ -117,20 +117,27 @@ def steady_scenario(out_dir: Path, jitter: bool) -> Path:
 
 
 def start_service(
-    scenario: Path, time_scale: float, max_in_flight: int, gc_mode: str = "on"
+    scenario: Path,
+    time_scale: float,
+    max_in_flight: int,
+    gc_mode: str = "on",
+    **settings: Any,
 ) -> tuple[subprocess.Popen[str], str]:
+    """The service in its own process; ``settings`` are more ``ServiceConfig`` fields."""
     config = {
         "port": 0,
         "scenarios": [str(scenario)],
         "time_scale": time_scale,
         "max_in_flight": max_in_flight,
+        **settings,
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVICE_MAIN, json.dumps(config), gc_mode],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    command = [sys.executable, "-c", _SERVICE_MAIN, json.dumps(config), gc_mode]
+    return start_listening(command, "the service")
+
+
+def start_listening(command: list[str], what: str) -> tuple[subprocess.Popen[str], str]:
+    """Start a server that prints ``... listening on URL``; return it and that URL."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -143,7 +150,7 @@ def start_service(
             threading.Thread(target=proc.stdout.read, daemon=True).start()
             return proc, url
     proc.kill()
-    raise RuntimeError("the service did not start; run it by hand to see why")
+    raise RuntimeError(f"{what} did not start; run it by hand to see why")
 
 
 def stop_service(proc: subprocess.Popen[str]) -> None:
@@ -439,12 +446,12 @@ def docs_section(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         lines.append(f"Where the added latency sits: {meta['bottleneck']}.")
     lines += [
         "",
-        f"- Machine: {m['nproc']} CPUs (`nproc`), {m['cpu']}, {m['memory_gb']} GB, "
-        f"{m['platform']}, Python {m['python']}; service, Locust and this script share it",
-        f"- Command: `{meta['command']}`",
-        f"- Date: {meta['date']}; the benchmark took {meta['elapsed_s']:.0f} s",
-        END_MARK,
-        "",
+        *footer(
+            f"{describe(m)}; service, Locust and this script share it",
+            meta["command"],
+            f"{meta['date']}; the benchmark took {meta['elapsed_s']:.0f} s",
+            END_MARK,
+        ),
     ]
     return "\n".join(lines)
 

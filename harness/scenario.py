@@ -73,6 +73,7 @@ __all__ = [
     "resolve_scenario_path",
 ]
 
+
 def _bundled_dir() -> Path:
     """``scenarios/`` of a source checkout, else where ``pip install`` put it.
 
@@ -94,6 +95,23 @@ _DIST_HELP = (
     "{low: A, high: B} (uniform) or {mean: M, sd: S} (normal)"
 )
 _NONNEG_FIX = "use a number >= 0: a duration, a token count or a spread cannot be negative"
+#: The largest lognormal sigma (as ``LatencyProfile.jitter_sigma``): at 3 the 99th
+#: percentile is already 1000 times the median, and far above it a draw overflows.
+_MAX_SIGMA = 3.0
+
+
+def is_finite(value: float) -> bool:
+    """``math.isfinite``, also False for an integer too large for a float (YAML allows 10**400)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)``, cut to 40 characters: a 400-digit number does not fit a message."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class _FieldProblem(ValueError):
@@ -132,11 +150,15 @@ class Dist(BaseModel):
         if isinstance(raw, bool) or raw is None:
             raise _FieldProblem(f"expected a non-negative number, got {raw!r}", fix=_DIST_HELP)
         if isinstance(raw, int | float):
-            if not math.isfinite(raw) or raw < 0:
-                raise _FieldProblem(f"must be a finite number >= 0, got {raw!r}", fix=_NONNEG_FIX)
+            if not is_finite(raw) or raw < 0:
+                raise _FieldProblem(
+                    f"must be a finite number >= 0, got {short_repr(raw)}", fix=_NONNEG_FIX
+                )
             return {"kind": "fixed", "a": float(raw)}
         if isinstance(raw, str):
-            raise _FieldProblem(f"expected a number, got the text {raw!r}", fix=_DIST_HELP)
+            raise _FieldProblem(
+                f"expected a number, got the text {short_repr(raw)}", fix=_DIST_HELP
+            )
         if not isinstance(raw, Mapping):
             raise _FieldProblem(
                 f"expected a number or a mapping, got {type(raw).__name__}", fix=_DIST_HELP
@@ -157,11 +179,11 @@ class Dist(BaseModel):
             value = raw[key]
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise _FieldProblem(
-                    f"'{key}' must be a number, got {value!r}", field=key, fix=_NONNEG_FIX
+                    f"'{key}' must be a number, got {short_repr(value)}", field=key, fix=_NONNEG_FIX
                 )
-            if not math.isfinite(value) or value < 0:
+            if not is_finite(value) or value < 0:
                 raise _FieldProblem(
-                    f"'{key}' must be a finite number >= 0, got {value!r}",
+                    f"'{key}' must be a finite number >= 0, got {short_repr(value)}",
                     field=key,
                     fix=_NONNEG_FIX,
                 )
@@ -173,6 +195,17 @@ class Dist(BaseModel):
                 fix="swap low and high",
             )
         return {"kind": kind, "a": values[ka], "b": values[kb]}
+
+    @model_validator(mode="after")
+    def _sigma_in_range(self) -> Dist:
+        if self.kind == "lognormal" and self.b > _MAX_SIGMA:
+            raise _FieldProblem(
+                f"'sigma' must be at most {_MAX_SIGMA:g}, got {self.b:g}",
+                field="sigma",
+                fix="sigma is the spread of the logarithm: 0.1 to 1 is typical; "
+                "use {low: A, high: B} for a wide range",
+            )
+        return self
 
     @property
     def median(self) -> float:
@@ -216,9 +249,9 @@ class Step(BaseModel):
     # tool steps
     tool: str | None = None
     latency_ms: Dist | None = None
-    cost_usd: float = Field(0.0, ge=0)
+    cost_usd: float = Field(0.0, ge=0, allow_inf_nan=False)
     # both
-    timeout_s: float | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     max_attempts: int = Field(3, ge=1, le=20)
     fail_rate: float = Field(0.0, ge=0, le=1, description="simulated failure chance per attempt")
 
@@ -279,8 +312,8 @@ class StepOverride(BaseModel):
     output_tokens: Dist | None = None
     prompt: str | None = Field(None, max_length=100_000)
     latency_ms: Dist | None = None
-    cost_usd: float | None = Field(None, ge=0)
-    timeout_s: float | None = Field(None, gt=0)
+    cost_usd: float | None = Field(None, ge=0, allow_inf_nan=False)
+    timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     max_attempts: int | None = Field(None, ge=1, le=20)
     fail_rate: float | None = Field(None, ge=0, le=1)
 
@@ -409,7 +442,7 @@ class Scenario(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=64)
     description: str = ""
-    value_of_time_usd_per_s: float = Field(0.0, ge=0)
+    value_of_time_usd_per_s: float = Field(0.0, ge=0, allow_inf_nan=False)
     baseline_variant: str = "sequential"
     defaults: Defaults = Field(default_factory=Defaults)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
@@ -666,18 +699,26 @@ def _step_field(scenario: Scenario, variant: str, sid: str, attr: str | None = N
     return f"steps(id={sid})"
 
 
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, but False for a name the system refuses (too long, a NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
     """A scenario file from a path or a bundled scenario's name."""
     path = Path(name_or_path)
-    if path.is_file():
+    if is_file(path):
         return path
     for candidate in (BUNDLED_DIR / f"{name_or_path}.yaml", BUNDLED_DIR / str(name_or_path)):
-        if candidate.is_file():
+        if is_file(candidate):
             return candidate
     names = ", ".join(bundled_scenarios()) or "(none found)"
     raise ScenarioError(
         "no such scenario file or bundled scenario",
-        file=str(name_or_path),
+        file=str(name_or_path) or "''",
         fix=f"give the path of a YAML file, or one of the bundled names: {names}",
     )
 
@@ -689,10 +730,53 @@ def bundled_scenarios() -> list[str]:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.yaml") if not p.name.endswith(".budget.yaml"))
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, made strict where it is silent or crashes.
+
+    A key written twice in one mapping is an error (PyYAML keeps the last one and
+    drops the other without a word), and a value its tag cannot hold (``2001-13-45``
+    read as a date, ``!!int x``) is a ``yaml.YAMLError`` with its line and column
+    rather than a bare ``ValueError``.
+    """
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+            shown = short_repr(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
+            kind = str(node.tag).rpartition(":")[2] or "its type"
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"cannot read {shown} as {kind} ({exc}); quote it to keep it as text",
+                node.start_mark,
+            ) from None
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"the key {short_repr(key)} is written twice",
+                        key_node.start_mark,
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml_file(path: Path, error: type[ScenarioError] = ScenarioError) -> Any:
     """Parse a YAML file; any problem raises ``error`` naming the file and the fix.
 
-    Shared by scenario and budget files, which report problems the same way.
+    Shared by scenario and budget files, which report problems the same way. A key
+    written twice in a mapping is refused, not silently overwritten.
     """
     source = str(path)
     try:
@@ -703,12 +787,20 @@ def read_yaml_file(path: Path, error: type[ScenarioError] = ScenarioError) -> An
         raise error(
             f"not UTF-8 text (byte {exc.start})", file=source, fix="save the file as UTF-8"
         ) from None
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
         raise error(
-            f"cannot read: {exc.strerror}", file=source, fix="check the path and its permissions"
+            f"cannot read: {getattr(exc, 'strerror', None) or exc}",
+            file=source,
+            fix="check the path and its permissions",
         ) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader: builds no Python objects
+    except RecursionError:
+        raise error(
+            "invalid YAML: nested too deeply to read",
+            file=source,
+            fix="a scenario or budget nests a few levels; check the brackets and indentation",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -716,7 +808,7 @@ def read_yaml_file(path: Path, error: type[ScenarioError] = ScenarioError) -> An
         raise error(
             f"invalid YAML{where}: {problem}",
             file=source,
-            fix="fix the YAML syntax (indentation, colons, quotes)",
+            fix="fix the YAML syntax (indentation, colons, quotes; each key once per mapping)",
         ) from None
 
 

@@ -64,9 +64,15 @@ def load_json_settings(
             where = source
             try:
                 text = Path(source).read_text(encoding="utf-8")
-            except OSError as exc:
+            except UnicodeDecodeError as exc:
                 raise ConfigError(
-                    f"cannot read the {what} config: {exc.strerror}",
+                    f"the {what} config is not UTF-8 text (byte {exc.start})",
+                    where=source,
+                    fix="save the file as UTF-8 JSON",
+                ) from exc
+            except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+                raise ConfigError(
+                    f"cannot read the {what} config: {getattr(exc, 'strerror', None) or exc}",
                     where=source,
                     fix="pass an existing JSON file or an inline JSON object",
                 ) from exc
@@ -75,6 +81,12 @@ def load_json_settings(
         except json.JSONDecodeError as exc:
             raise ConfigError(
                 f"the {what} config is not valid JSON: {exc.msg} (line {exc.lineno})",
+                where=where,
+                fix=f"write one JSON object with {model_cls.__name__} fields",
+            ) from exc
+        except (ValueError, RecursionError) as exc:  # a 5000-digit number; [[[[... nested deep
+            raise ConfigError(
+                f"the {what} config cannot be read as JSON: {str(exc)[:80]}",
                 where=where,
                 fix=f"write one JSON object with {model_cls.__name__} fields",
             ) from exc

@@ -23,6 +23,7 @@ Mapping to the span table:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from harness.analysis._otlp import Report, SpanSink, kind_code, status_code, to_int
@@ -30,7 +31,7 @@ from harness.analysis._otlp import Report, SpanSink, kind_code, status_code, to_
 __all__ = ["add_traces", "jaeger_traces"]
 
 _ANY_HEX = "0123456789abcdefABCDEF"
-_ERRORS = (TypeError, ValueError, KeyError, AttributeError, RecursionError)
+_ERRORS = (TypeError, ValueError, KeyError, AttributeError, RecursionError, OverflowError)
 
 
 def jaeger_traces(document: Any) -> list[Any] | None:
@@ -62,9 +63,10 @@ def _id(value: Any, width: int) -> str:
 def _microseconds(value: Any, field: str) -> int:
     """Jaeger microseconds as integer nanoseconds."""
     if isinstance(value, float) and not isinstance(value, bool):
-        if value != value or value in (float("inf"), float("-inf")):
+        nanoseconds = value * 1000
+        if not math.isfinite(nanoseconds):  # NaN, infinity, or 1e306 µs, which overflows
             raise ValueError(f"{field} is {value}")
-        return round(value * 1000)
+        return round(nanoseconds)
     if value is None:
         raise ValueError(f"no {field}")
     return to_int(value) * 1000

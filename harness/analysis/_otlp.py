@@ -430,6 +430,10 @@ def _typed_events(span: Span, cached: Cache, report: Report, where: str) -> list
 
 # --- tolerant OTLP/JSON (plain dicts) -----------------------------------------------------
 
+#: What a value of the wrong shape raises on the tolerant path (OverflowError: a
+#: ``doubleValue`` of 10**400, which JSON allows and no float holds).
+_BAD_VALUE = (TypeError, ValueError, KeyError, AttributeError, RecursionError, OverflowError)
+
 
 def _dict_value(value: Any, intern: Callable[[str], str]) -> Any:
     """An ``AnyValue`` dict as Python; raises ``ValueError``/``TypeError`` when it is not one."""
@@ -474,9 +478,18 @@ def _dict_attributes(
     for kv in items or ():
         try:
             attributes[intern(str(kv["key"]))] = _dict_value(kv.get("value"), intern)
-        except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+        except _BAD_VALUE as exc:
             report("malformed_attribute", f"{where}: {str(kv)[:60]}: {exc}")
     return attributes
+
+
+def _dict_id(span: dict[str, Any], key: str) -> str:
+    """An id field as hex; one that is not a string (a number, a list) is an error, as in
+    the typed path: ``str()`` of it would make up an id no other span has."""
+    value = span.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{key} is {type(value).__name__}, not a string")
+    return id_hex(value)
 
 
 def _dict_span(
@@ -484,13 +497,13 @@ def _dict_span(
 ) -> None:
     if not isinstance(span, dict):
         raise TypeError(f"a span is {type(span).__name__}, not an object")
-    tid, sid = id_hex(span.get("traceId")), id_hex(span.get("spanId"))
+    tid, sid = _dict_id(span, "traceId"), _dict_id(span, "spanId")
     if not tid or not sid:
         raise ValueError("no traceId or spanId")
     at = f"{where}: span {sid}"
     start = to_int(span.get("startTimeUnixNano"))
     end = to_int(span.get("endTimeUnixNano"))
-    parent = id_hex(span.get("parentSpanId"))
+    parent = _dict_id(span, "parentSpanId")
     attributes = _dict_attributes(span.get("attributes"), sink.intern, report, at)
     if service is not None:
         attributes.setdefault("service.name", service)
@@ -506,7 +519,7 @@ def _dict_span(
                     ),
                 }
             )
-        except (TypeError, ValueError, AttributeError) as exc:
+        except _BAD_VALUE as exc:
             report("malformed_event", f"{at}: {exc}")
     status = span.get("status")
     sink.add(
@@ -542,7 +555,7 @@ def add_request_dict(
             for span in _list(scope_spans.get("spans"), "spans", report, where):
                 try:
                     _dict_span(span, service, sink, src, report, where)
-                except (TypeError, ValueError, AttributeError, RecursionError) as exc:
+                except _BAD_VALUE as exc:
                     report("malformed_span", f"{where}: span {span.get('spanId') or '?'}: {exc}")
 
 

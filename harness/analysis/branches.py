@@ -193,7 +193,8 @@ def _group_rows(
     vot = float(meta.value_of_time_usd_per_s.iat[0])
     caps = meta.max_concurrency.dropna()
     cap = int(caps.iat[0]) if len(caps) and int(caps.iat[0]) > 0 else None
-    declared = {s: group.declared[s] for s in columns}
+    # Only the steps the runs have: a dependency on a step missing from the trace is dropped.
+    declared = {s: [d for d in group.declared[s] if d in group.declared] for s in columns}
     as_run = _makespans(declared, columns, service, cap, prio, starts)
     common = {"scenario": group.scenario, "variant": group.variant, "baseline_variant": baseline}
 

@@ -281,6 +281,9 @@ def _exact_groups(
         sched = schedule_deps(mode, started, declared)
         try:
             order = dag.topological_order(sched)
+            # A sequential run is scheduled as a chain, but its declared DAG is used too
+            # (replays, branches): a cycle there is as malformed as in a parallel run.
+            dag.topological_order(schedule_deps("parallel", started, declared))
         except ValueError:  # a malformed trace (cycle, unknown step): no DAG path for it
             order = []
         if order and good.any():

@@ -30,8 +30,9 @@ examples that say where (``file:line``, trace and span id), in ``DataQuality``:
                                not checked), or the file is binary
 ``truncated_or_invalid_json``  a line (or the document) is not valid JSON
 ``not_trace_json``             valid JSON that is neither OTLP nor Jaeger traces
-``malformed_span``             a span without ids, or with a time that is not a number
-                               (the span is skipped, the rest of its line kept)
+``malformed_span``             a span without ids (or with an id that is not text), or with a
+                               time that is not a number or does not fit int64 (the span is
+                               skipped, the rest of its line kept)
 ``malformed_attribute``        an attribute or tag value that does not decode (dropped)
 ``malformed_event``            an event or log without a valid time (dropped)
 ``duplicate_span_id``          a span id seen before in the same trace (the first is kept)
@@ -274,9 +275,9 @@ def read_spans(paths: str | Path | Iterable[str | Path]) -> tuple[pd.DataFrame, 
         for path in map(Path, paths):
             try:
                 handle = path.open("rb", buffering=_BUFFER)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
                 raise TraceDataError(
-                    f"cannot open trace file: {exc.strerror or exc}",
+                    f"cannot open trace file: {getattr(exc, 'strerror', None) or exc}",
                     where=str(path),
                     fix="check the path; `parabench run` writes DIR/spans.jsonl",
                 ) from None

@@ -28,7 +28,6 @@ reference for every key.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,7 +37,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 
 from harness.errors import BudgetError, ScenarioError
 from harness.gate.metrics import LIMIT_METRICS, REGRESSION_METRICS
-from harness.scenario import read_yaml_file
+from harness.scenario import is_file, is_finite, read_yaml_file, short_repr
 
 __all__ = [
     "Budget",
@@ -59,10 +58,12 @@ def _number(raw: Any) -> Any:
         raise ValueError(f"expected a number, got {raw!r}")
     if isinstance(raw, str):
         if not _NUMBER.match(raw.strip()):
-            raise ValueError(f"expected a number, got the text {raw!r}")
+            raise ValueError(f"expected a number, got the text {short_repr(raw)}")
+        if not is_finite(float(raw)):  # "1e400" is inf
+            raise ValueError(f"expected a finite number, got the text {short_repr(raw)}")
         return float(raw)
-    if isinstance(raw, int | float) and not math.isfinite(raw):
-        raise ValueError(f"expected a finite number, got {raw!r}")
+    if isinstance(raw, int | float) and not is_finite(raw):
+        raise ValueError(f"expected a finite number, got {short_repr(raw)}")
     return raw
 
 
@@ -232,9 +233,9 @@ def _scenario_path(budget: Budget, budget_path: Path) -> Path | None:
     here = budget_path.parent
     if budget.scenario_file:
         path = here / budget.scenario_file
-        return path if path.is_file() else None
+        return path if is_file(path) else None
     sibling = here / f"{budget.scenario}.yaml"
-    if sibling.is_file():
+    if is_file(sibling):
         return sibling
     try:
         return resolve_scenario_path(budget.scenario)
