@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import statistics
 from pathlib import Path
@@ -19,6 +20,9 @@ from harness import dag
 from harness.analysis.ingest import read_spans
 from harness.analysis.runs import runs_table, steps_table
 from harness.executor import Card, Executor, RunResult
+from harness.latency import LatencyProfile, LlmTiming
+from harness.providers.base import LlmCall, LlmResponse, ToolCall, ToolResult
+from harness.providers.simulated import SimulatedProvider, SimulatedTools
 from harness.scenario import Scenario, load_scenario
 from harness.telemetry import Telemetry
 from harness.telemetry.metrics import Metrics
@@ -151,6 +155,12 @@ class TestSpanTree:
             assert event["time_ns"] >= steps[event["attributes"]["parabench.step.id"]].end_ns
 
 
+#: Floor on makespan efficiency in these tests. They check the schedule's shape; how close
+#: the executor comes to the bound (0.98 and above on an idle machine) is measured by
+#: bench/executor_efficiency.py, since a busy machine makes every sleep late.
+EFFICIENCY_FLOOR = 0.9
+
+
 class TestSchedulingEfficiency:
     """Measured makespans sit on the lower bound the DAG allows (DESIGN.md "Lower bound")."""
 
@@ -176,7 +186,7 @@ class TestSchedulingEfficiency:
             # The three research branches really overlapped.
             branch = mine[mine.step_id.isin(["search_web", "search_docs", "analyze_data"])]
             assert branch.start_ms.max() < branch.end_ms.min()
-        assert statistics.median(efficiencies) >= 0.98
+        assert statistics.median(efficiencies) >= EFFICIENCY_FLOOR
 
     def test_sequential_makespan_is_the_sum_of_service_times(self, record):
         """A sequential run's makespan equals the sum of its steps' service times."""
@@ -192,7 +202,7 @@ class TestSchedulingEfficiency:
             work = mine.service_ms.sum()
             assert work <= run.e2e_ms * (1 + 1e-9)
             efficiencies.append(work / run.e2e_ms)
-        assert statistics.median(efficiencies) >= 0.98
+        assert statistics.median(efficiencies) >= EFFICIENCY_FLOOR
 
     def test_capped_run_follows_the_replayed_policy(self, record):
         """A capped run keeps at most N steps in flight and matches the policy's replay."""
@@ -215,7 +225,13 @@ class TestSchedulingEfficiency:
             service = dict(zip(mine.step_id, mine.service_ms, strict=True))
             replayed = dag.replay(plan.deps, service, 2, order=plan.order, priority=priority)
             assert replayed.makespan <= run.e2e_ms * (1 + 1e-9)
-            assert replayed.makespan / run.e2e_ms >= 0.97
+            assert replayed.makespan / run.e2e_ms >= EFFICIENCY_FLOOR
+            # Steps took their slots in the replay's order (where it is not a near tie).
+            began = dict(zip(mine.step_id, starts, strict=True))
+            margin = 0.05 * replayed.makespan
+            for a, b in itertools.permutations(began, 2):
+                if replayed.start[a] + margin < replayed.start[b]:
+                    assert began[a] < began[b], (a, b)
 
 
 class TestQueueAndPriority:
@@ -667,33 +683,70 @@ class TestDeterminism:
     """A seed fixes every draw: tokens and simulated durations, whatever the schedule."""
 
     @staticmethod
-    def _draws(result: RunResult) -> dict[str, tuple[int, int, float]]:
-        return {
-            sid: (r.input_tokens, r.output_tokens, r.service_s) for sid, r in result.steps.items()
-        }
+    def _spy(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, float]]:
+        """Record every drawn duration, one dict (step id → seconds) per ``executor.run``.
 
-    def test_same_seed_same_draws_other_seed_differs(self, record):
-        """Same seed: equal token counts and durations within a few ms; another seed differs."""
+        The durations compared are the ones drawn, not the ones measured: a
+        busy machine makes sleeps late, which is not a different draw.
+        """
+        draws: list[dict[str, float]] = []
+        step: contextvars.ContextVar[str] = contextvars.ContextVar("step")
+        chat, tool, sample, run = (
+            SimulatedProvider.chat,
+            SimulatedTools.run,
+            LatencyProfile.sample,
+            Executor.run,
+        )
+
+        async def spy_run(self: Executor, *args: Any, **kwargs: Any) -> RunResult:
+            draws.append({})
+            return await run(self, *args, **kwargs)
+
+        async def spy_chat(self: SimulatedProvider, call: LlmCall) -> LlmResponse:
+            step.set(call.step_id)
+            return await chat(self, call)
+
+        def spy_sample(self: LatencyProfile, *args: Any, **kwargs: Any) -> LlmTiming:
+            timing = sample(self, *args, **kwargs)
+            draws[-1][step.get()] = timing.total_s
+            return timing
+
+        async def spy_tool(self: SimulatedTools, call: ToolCall) -> ToolResult:
+            draws[-1][call.step_id] = call.latency_s
+            return await tool(self, call)
+
+        monkeypatch.setattr(Executor, "run", spy_run)
+        monkeypatch.setattr(SimulatedProvider, "chat", spy_chat)
+        monkeypatch.setattr(SimulatedTools, "run", spy_tool)
+        monkeypatch.setattr(LatencyProfile, "sample", spy_sample)
+        return draws
+
+    @staticmethod
+    def _tokens(result: RunResult) -> dict[str, tuple[int, int]]:
+        return {sid: (r.input_tokens, r.output_tokens) for sid, r in result.steps.items()}
+
+    def test_same_seed_same_draws_other_seed_differs(self, record, monkeypatch):
+        """Same seed: equal tokens and drawn durations, parallel or not; another seed differs."""
+        draws = self._spy(monkeypatch)
         models = {"sim": {**SIM_MODEL["sim"], "latency": {"ttft_ms": 300, "jitter_sigma": 0.3}}}
         scenario = _scenario("dice", DETERMINISM_STEPS, models=models)
         jobs = [("parallel", 7, 0), ("parallel", 7, 0), ("sequential", 7, 0), ("parallel", 8, 0)]
         rec = record(scenario, jobs, time_scale=0.02)
-        first, again, sequential, other = (self._draws(r) for r in rec.results)
-        tolerance_s = 0.005
-        for twin in (again, sequential):
-            for sid, (tin, tout, service) in first.items():
-                assert twin[sid][:2] == (tin, tout), sid
-                assert twin[sid][2] == pytest.approx(service, abs=tolerance_s), sid
-        tokens_differ = [sid for sid in first if first[sid][:2] != other[sid][:2]]
+        assert len(draws) == len(jobs) and all(len(d) == len(DETERMINISM_STEPS) for d in draws)
+        first, again, sequential, other = (self._tokens(r) for r in rec.results)
+        assert first == again == sequential
+        assert draws[0] == draws[1] == draws[2]  # exactly: the same numbers were drawn
+        tokens_differ = [sid for sid in first if first[sid] != other[sid]]
         assert set(tokens_differ) == {"think", "write"}  # the tool steps have no tokens
-        durations_differ = [
-            sid for sid in first if abs(first[sid][2] - other[sid][2]) > 4 * tolerance_s
-        ]
-        assert durations_differ
+        assert all(draws[0][sid] != draws[3][sid] for sid in draws[0])
+        # The measured durations follow the draws (the sleeps really took that long).
+        for result, drawn in zip(rec.results, draws, strict=True):
+            for sid, seconds in drawn.items():
+                assert result.steps[sid].service_s >= seconds * 0.02 * 0.999, sid
 
     def test_run_index_changes_draws(self, record):
         """Runs of one batch (same seed, different run index) are different samples."""
         scenario = _scenario("dice", DETERMINISM_STEPS)
         rec = record(scenario, [("parallel", 7, 0), ("parallel", 7, 1)], time_scale=0.01)
-        a, b = (self._draws(r) for r in rec.results)
-        assert a["think"][:2] != b["think"][:2]
+        a, b = (self._tokens(r) for r in rec.results)
+        assert a["think"] != b["think"]
