@@ -432,6 +432,26 @@ def panels() -> list[dict[str, Any]]:
                 )
             ],
         ),
+        row("Telemetry"),
+        timeseries(
+            "Spans exported and dropped per second",
+            "Spans written per second by each exporter (file: the spans file; otlp: the "
+            "collector), and spans lost on the way, by reason. Anything dropped means the "
+            "traces of that time are incomplete: the ParabenchSpansDropped alert fires. No data: "
+            "the service exports no spans (neither a spans file nor OTLP).",
+            "short",
+            [
+                target(
+                    f"sum by (exporter) (rate(parabench_telemetry_spans_exported_total[{RATE}]))",
+                    "{{exporter}} exported",
+                ),
+                target(
+                    "sum by (exporter, reason) (rate(parabench_telemetry_spans_dropped_total"
+                    f"[{RATE}]))",
+                    "{{exporter}} dropped ({{reason}})",
+                ),
+            ],
+        ),
     ]
 
 

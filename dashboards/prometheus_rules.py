@@ -29,6 +29,7 @@ __all__ = [
     "COST_PER_RUN",
     "E2E_P95",
     "RUNS_NOT_COMPLETED",
+    "SPANS_DROPPED",
     "TTFC_P95",
     "VariantBudget",
     "alert_rules",
@@ -57,6 +58,7 @@ COST_PER_RUN = "scenario_variant:parabench_cost_usd_per_run:ratio_rate5m"
 RUNS_NOT_COMPLETED = "scenario_variant:parabench_runs_not_completed:ratio_rate5m"
 BRANCH_USD_PER_S = "scenario_variant_step:parabench_branch_usd_per_second_saved:ratio_rate5m"
 RATE_LIMITED = "model:parabench_llm_rate_limited:ratio_rate5m"
+SPANS_DROPPED = "exporter_reason:parabench_telemetry_spans_dropped:rate5m"
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,11 @@ def recording_rules() -> list[dict[str, str]]:
             "record": RATE_LIMITED,
             "expr": "sum by (model) (rate(parabench_llm_errors_total"
             f'{{error_type="rate_limited"}}[{WINDOW}])) / {attempts}',
+        },
+        {
+            "record": SPANS_DROPPED,
+            "expr": "sum by (exporter, reason) "
+            f"(rate(parabench_telemetry_spans_dropped_total[{WINDOW}]))",
         },
     ]
 
@@ -248,7 +255,7 @@ def _budget_rules(budgets: list[VariantBudget]) -> list[dict[str, Any]]:
 
 
 def alert_rules(budgets: list[VariantBudget]) -> list[dict[str, Any]]:
-    """Every alert: the budgets, LLM calls rate-limited, the service not being scraped."""
+    """Every alert: the budgets, LLM calls rate-limited, spans lost, the service not scraped."""
     return [
         *_budget_rules(budgets),
         {
@@ -261,6 +268,20 @@ def alert_rules(budgets: list[VariantBudget]) -> list[dict[str, Any]]:
                 f"{MAX_RATE_LIMITED_RATIO:.0%} of LLM calls are rate-limited (429)",
                 "description": "{{ humanizePercentage $value }} of call attempts over the "
                 f"last {WINDOW} were answered 429; runs wait and retry, so latency grows.",
+            },
+        },
+        {
+            # Any drop: the traces (and so reports and critical paths) of that time are
+            # incomplete. No wait: a lost span does not come back.
+            "alert": "ParabenchSpansDropped",
+            "expr": f"{SPANS_DROPPED} > 0",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "{{ $labels.exporter }} exporter: spans dropped ({{ $labels.reason }})",
+                "description": f"Spans were lost on their way to the {{{{ $labels.exporter }}}} "
+                f"exporter in the last {WINDOW} (reason: {{{{ $labels.reason }}}}), so traces "
+                "of that time are incomplete. parabench_telemetry_spans_dropped_total counts "
+                "them; see docs/service.md.",
             },
         },
         {
@@ -416,6 +437,21 @@ def _rate_limited_case(rule: dict[str, Any]) -> dict[str, Any]:
     return _case(inputs, rule, fired, _BUDGET_TIMES)
 
 
+def _spans_dropped_case(rule: dict[str, Any]) -> dict[str, Any]:
+    """OTLP: 10 quiet minutes, then 5 spans a minute dropped. The spans file: none dropped."""
+    name = "parabench_telemetry_spans_dropped_total"
+    dropping = {"exporter": "otlp", "reason": "queue_full"}
+    inputs = [
+        {"series": _selector(name, dropping), "values": "0x10 5+5x20"},
+        {"series": _selector(name, {"exporter": "file", "reason": "queue_full"}), "values": "0x30"},
+    ]
+    fired = {
+        "exp_labels": {"severity": "warning", **dropping},
+        "exp_annotations": _rendered(rule, dropping, ""),
+    }
+    return _case(inputs, rule, fired, ("10m", "13m"))
+
+
 def _service_down_case(rule: dict[str, Any]) -> dict[str, Any]:
     labels = {"job": JOB, "instance": "service:8000"}
     down = {"series": _selector("up", labels), "values": "0x30"}
@@ -428,7 +464,7 @@ def _service_down_case(rule: dict[str, Any]) -> dict[str, Any]:
 
 def alert_tests(budgets: list[VariantBudget]) -> dict[str, Any]:
     """A `promtool test rules` file exercising every kind of alert, firing and not."""
-    rate_limited, service_down = alert_rules(budgets)[-2:]
+    rate_limited, spans_dropped, service_down = alert_rules(budgets)[-3:]
     return {
         "rule_files": ["recording.yml", "alerts.yml"],
         "evaluation_interval": "1m",
@@ -436,6 +472,7 @@ def alert_tests(budgets: list[VariantBudget]) -> dict[str, Any]:
             *(_budget_case(alert, budgets) for alert in BUDGET_ALERTS),
             _branch_case(budgets),
             _rate_limited_case(rate_limited),
+            _spans_dropped_case(spans_dropped),
             _service_down_case(service_down),
         ],
     }

@@ -232,6 +232,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 time_scale=SCALE,
                 scenarios=(SCENARIO,),
                 provider={"kind": "openai", "base_url": simulator.url},
+                # An exporter, so the Telemetry row has series (a service with neither a
+                # spans file nor OTLP has no span pipeline to watch).
+                spans_path=workdir / "spans.jsonl",
             )
         )
         stack.enter_context(service.start())
