@@ -164,8 +164,30 @@ class Executor:
         self.time_scale = time_scale
         self.retry = retry or RetryPolicy()
         self._priorities: dict[str, dict[str, float]] = {}
+        #: The runs in progress (their tasks), for ``cancel_runs``.
+        self._runs: set[asyncio.Task[None]] = set()
+        self._cancelling = False
         if self.metrics is not None:
             self.metrics.prepare(scenario, self.provider.name)
+
+    def cancel_runs(self) -> int:
+        """Cancel every run in progress, and every run started from now on, once begun.
+
+        For a service shutting down: each run ends ``cancelled`` (its spans
+        ended, its result yielded) while a run that has already finished keeps
+        its outcome, so what a stream tells its client is what the trace says.
+        Returns how many runs were in progress.
+        """
+        self._cancelling = True
+        running = [task for task in self._runs if not task.done()]
+        for task in running:
+            task.cancel()
+        return len(running)
+
+    @property
+    def runs_in_progress(self) -> int:
+        """How many runs (of ``stream`` or ``run``) have not ended yet."""
+        return sum(not task.done() for task in self._runs)
 
     def _priority(self, plan: Plan) -> dict[str, float]:
         if plan.variant not in self._priorities:
@@ -214,6 +236,11 @@ class Executor:
         task = asyncio.create_task(
             self._run(plan, seed, run_index, run_id or uuid.uuid4().hex, parent, queue.put_nowait)
         )
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)
+        if self._cancelling:
+            # After its first step (the run span started), so it is recorded as cancelled.
+            asyncio.get_running_loop().call_soon(task.cancel)
         # A run that dies before its result (a bug, a raising span processor) must not
         # leave the consumer waiting forever: the end of the task is an item too.
         task.add_done_callback(lambda _: queue.put_nowait(None))

@@ -666,6 +666,55 @@ class TestCancellation:
         assert seen[0].step_id == "plan"
         self._check_cancelled(executor, ledger, metrics, tmp_path / "spans.jsonl")
 
+    def test_cancel_runs_in_progress_and_those_started_after(self, tmp_path: Path):
+        """cancel_runs (a service stopping): the run in flight and one begun later end cancelled.
+
+        Both still yield their result, and both are in the trace as cancelled runs.
+        """
+        scenario = load_scenario("research_assistant")
+        executor, ledger, _ = self._executor(tmp_path, scenario)
+
+        async def main() -> tuple[int, list[Any], list[Any]]:
+            first = aiter(executor.stream("parallel", seed=0))
+            card = await anext(first)  # the plan step is done; the branches are running
+            assert isinstance(card, Card)
+            cancelled = executor.cancel_runs()
+            rest = [item async for item in first]
+            later = [item async for item in executor.stream("parallel", seed=1)]
+            return cancelled, rest, later
+
+        cancelled, rest, later = asyncio.run(main())
+        assert cancelled == 1
+        for items in (rest, later):
+            assert isinstance(items[-1], RunResult) and items[-1].outcome == "cancelled"
+        executor.telemetry.shutdown()
+        assert ledger.open_spans() == []
+        spans, _ = read_spans(tmp_path / "spans.jsonl")
+        runs = spans[spans.name.str.startswith("invoke_agent ")]
+        assert [r["parabench.outcome"] for r in runs.attributes] == ["cancelled", "cancelled"]
+
+    def test_cancel_runs_keeps_a_finished_run(self, tmp_path: Path):
+        """A run that ended before cancel_runs, its result not yet read, keeps its outcome."""
+        scenario = load_scenario("research_assistant")
+        executor, _, _ = self._executor(tmp_path, scenario)
+
+        async def main() -> tuple[int, RunResult]:
+            stream = aiter(executor.stream("parallel", seed=0))
+            item = await anext(stream)
+            while isinstance(item, Card) and item.step_id != "draft":
+                item = await anext(stream)
+            while executor.runs_in_progress:  # the run's task ends right after its last card
+                await asyncio.sleep(0.001)
+            cancelled = executor.cancel_runs()
+            result = await anext(stream)
+            assert isinstance(result, RunResult)
+            return cancelled, result
+
+        cancelled, result = asyncio.run(main())
+        assert cancelled == 0
+        assert result.outcome == "completed"
+        executor.telemetry.shutdown()
+
 
 DETERMINISM_STEPS = [
     {"id": "think", "kind": "llm", "input_tokens": {"median": 2000, "sigma": 0.4},

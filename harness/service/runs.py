@@ -51,6 +51,8 @@ _FIELDS = ["scenario", "variant", "seed"]
 # Fields a client might use to ask for several runs at once; each gets its own answer.
 _BATCH_FIELDS = frozenset({"runs", "n", "count", "repeat", "batch"})
 _MAX_SEED = 0xFFFFFFFF
+#: The error of a run cut short by the service stopping.
+SHUTTING_DOWN = "the service is shutting down; retry the run elsewhere"
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -248,7 +250,6 @@ class RunsEndpoint:
             self._pump(request, run_id, trace_id, trace.set_span_in_context(span), send, release)
         )
         watcher = asyncio.create_task(_until_disconnect(receive))
-        state.streams.add(pump)
         client_left = False
         error: BaseException | None = None
         try:
@@ -264,7 +265,6 @@ class RunsEndpoint:
                 if pump.done() and not pump.cancelled():
                     error = pump.exception()
             finally:
-                state.streams.discard(pump)
                 _end_server_span(span, client_left, error)
         if error is not None and not client_left:
             raise error  # a broken send: let the server log it and close the connection
@@ -284,8 +284,8 @@ class RunsEndpoint:
         except asyncio.CancelledError:
             if not self.state.shutting_down:
                 raise
-            # Cancelled by the server's shutdown: end the stream properly, as a failure.
-            await progress.fail(send, "the service is shutting down; retry the run elsewhere")
+            # Cut by the server after its graceful timeout: end the stream properly.
+            await progress.fail(send, SHUTTING_DOWN)
         except Exception as exc:  # a bug in the run: tell the client, keep serving
             _log.exception("run %s of %s/%s failed", run_id, request.scenario, request.variant)
             await progress.fail(send, f"{type(exc).__name__}: {exc}")
@@ -331,7 +331,8 @@ class RunsEndpoint:
                     await _body(send, sse.encode_event(sse.CARD, data))
                 else:
                     release()
-                    await _body(send, _final(item), more=False)
+                    error = SHUTTING_DOWN if item.outcome == "cancelled" else None
+                    await _body(send, _final(item, error), more=False)
                     return
 
 
@@ -377,17 +378,20 @@ def _end_server_span(span: Span, client_left: bool, error: BaseException | None)
         _log.exception("could not end the server span")
 
 
-def _final(result: RunResult) -> bytes:
-    data = {
+def _final(result: RunResult, error: str | None = None) -> bytes:
+    event = sse.final_event_name(result.outcome)
+    data: dict[str, Any] = {
         "run_id": result.run_id,
         "trace_id": result.trace_id,
-        "outcome": result.outcome,
+        "outcome": event.removeprefix("run."),  # a cancelled run ends its stream as failed
         "e2e_ms": round(result.e2e_s * 1000.0, 3),
         "ttfc_ms": round(result.ttfc_s * 1000.0, 3) if result.ttfc_s is not None else None,
         "cost_usd": result.cost_usd,
         "cards": len(result.cards),
     }
-    return sse.encode_event(sse.final_event_name(result.outcome), data)
+    if error is not None:
+        data["error"] = error
+    return sse.encode_event(event, data)
 
 
 async def _body(send: Send, chunk: bytes, *, more: bool = True) -> None:

@@ -110,8 +110,6 @@ class ServiceState:
             raise
         self.active_runs = 0
         self.shutting_down = False
-        #: The tasks streaming runs right now (cancelled, each ending its stream, on shutdown).
-        self.streams: set[asyncio.Task[None]] = set()
         #: The tasks serving ``POST /v1/runs`` right now (awaited by ``drain`` on shutdown).
         self.requests: set[asyncio.Task[Any]] = set()
         self._run_index = itertools.count()
@@ -182,10 +180,14 @@ class ServiceState:
         return out
 
     def begin_shutdown(self) -> None:
-        """Refuse new runs and end every open stream with ``run.failed`` (runs are cancelled)."""
+        """Refuse new runs and cancel the runs in progress.
+
+        Each open stream then ends with what its run did: ``run.failed`` for a
+        cancelled run, its own final event for a run that had just finished.
+        """
         self.shutting_down = True
-        for task in list(self.streams):
-            task.cancel()
+        for executor in self.executors.values():
+            executor.cancel_runs()
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait (at most ``timeout_s``) for every run request to end, after ``begin_shutdown``.
